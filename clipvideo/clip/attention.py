@@ -1,0 +1,55 @@
+"""Multi-head self-attention with nn.MultiheadAttention's parameter names.
+
+Keeping `in_proj_weight`, `in_proj_bias` and `out_proj` means OpenAI and open_clip CLIP weights
+load without renaming. The two public steps, `project_qkv` and `attend`, are what methods
+override or reuse (FROSTER builds its own keys/values between them; EVL reads q and k).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Batch-first multi-head self-attention: (B, L, C) -> (B, L, C)."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"attention width {width} is not divisible by heads={heads}")
+        self.width = width
+        self.heads = heads
+        self.head_dim = width // heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, width)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L, C) -> q, k, v each (B, heads, L, head_dim); biases included, q not scaled."""
+        batch, length, _ = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3C)
+        qkv = qkv.view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qkv[0], qkv[1], qkv[2]  # each (B, H, L, d)
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Scaled dot-product attention, heads merged, out-projection: -> (B, Lq, C).
+
+        k and v may hold more positions than q (keys from neighbouring frames, message tokens).
+        `attn_mask` is additive (float, -inf blocks) or boolean (True keeps), as in SDPA.
+        """
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, Lq, d)
+        batch, _, length, _ = out.shape
+        out = out.transpose(1, 2).reshape(batch, length, self.width)
+        return self.out_proj(out)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        q, k, v = self.project_qkv(x)
+        return self.attend(q, k, v, attn_mask)
