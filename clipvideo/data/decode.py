@@ -265,9 +265,10 @@ def _decode_with_index(container, stream, index: KeyframeIndex, wanted: list[int
                 if frame.pts not in pts_to_frame:
                     raise _Restart(f"decoded pts {frame.pts} not in the index")
                 position = pts_to_frame[frame.pts]
-                if position > target and not out.get(target) is not None and target not in out:
-                    # The seek landed after the frame we need (a demuxer that seeks by dts, or a
-                    # keyframe flag that lied); fall back to the safe path.
+                if position > target and target not in out:
+                    # We are past a wanted frame that never came out: the seek landed too late (a
+                    # demuxer seeking by dts, a keyframe flag that lied) or a skipped frame was
+                    # wanted after all. Retry on the safe path.
                     raise _Restart(f"seek to frame {start} overshot frame {target}")
                 if frame.pts in wanted_pts and position not in out:
                     out[position] = convert(frame)
