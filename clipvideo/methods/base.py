@@ -127,6 +127,10 @@ class VideoRecognizer(nn.Module):
         logits = self(video)
         return {"loss": soft_cross_entropy(logits, target, label_smoothing), "logits": logits}
 
+    def no_weight_decay(self, name: str, param: nn.Parameter) -> bool:
+        """True for parameters kept out of weight decay (methods with an official rule override)."""
+        return is_no_decay(name, param)
+
     def lr_scale(self, name: str) -> float:
         """Learning-rate multiplier for a trainable parameter (methods override, e.g. X-CLIP)."""
         return 1.0
@@ -137,7 +141,7 @@ class VideoRecognizer(nn.Module):
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue
-            decay = weight_decay if (self.decay_all or not is_no_decay(name, param)) else 0.0
+            decay = weight_decay if (self.decay_all or not self.no_weight_decay(name, param)) else 0.0
             scale = self.lr_scale(name)
             group = groups.setdefault(
                 (decay, scale), {"params": [], "names": [], "weight_decay": decay, "lr_scale": scale}
