@@ -1,0 +1,134 @@
+"""Checkpoints: a plain dict with fixed keys, written atomically, loaded with weights_only=True.
+
+Keys: model, optimizer, scheduler, scaler, ema, epoch, step, step_in_epoch, method,
+model_config, config, class_names, rng, metrics, version. `load_model(path)` rebuilds a ready
+model from the file alone: the method config inside records the resolved CLIP architecture.
+"""
+
+import dataclasses
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..clip import CheckpointError
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def rng_state() -> dict:
+    state = {
+        "python": random.getstate(),
+        "numpy": [torch.from_numpy(np.asarray(x)) if isinstance(x, np.ndarray) else x for x in np.random.get_state()],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    numpy_state = [x.numpy() if isinstance(x, torch.Tensor) else x for x in state["numpy"]]
+    np.random.set_state(tuple(numpy_state))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def model_payload(model) -> dict:
+    """What a checkpoint needs to rebuild `model` with nothing else."""
+    from ..methods import METHODS
+
+    method = next((name for name, module in METHODS.items() if isinstance(model.config, module.Config)), None)
+    if method is None:
+        raise ValueError(f"{type(model).__name__} has a config of unknown method type {type(model.config).__name__}")
+    return {
+        "method": method,
+        "model_config": dataclasses.asdict(model.config),
+        "class_names": list(model.class_names) if model.class_names else None,
+        "model": model.state_dict(),
+        "version": __version__,
+    }
+
+
+def save_model(model, path: str | Path, **extra) -> None:
+    """A native clipvideo checkpoint for inference (what `clipvideo convert` writes)."""
+    atomic_save({**model_payload(model), **extra}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({first})") from None
+
+
+def model_from_payload(payload: dict, path: str | Path = "checkpoint", num_classes: int | None = None):
+    """Rebuild the model recorded in a checkpoint dict, weights loaded, in eval mode."""
+    from ..methods import METHODS
+    from .config import method_config
+
+    for key in ("method", "model_config", "model"):
+        if key not in payload:
+            raise CheckpointError(
+                f"{path}: not a clipvideo checkpoint (no {key!r} entry); official checkpoints load with "
+                "clipvideo.load_official(method, path) or `clipvideo convert`"
+            )
+    method = payload["method"]
+    if method not in METHODS:
+        raise CheckpointError(f"{path}: checkpoint of unknown method {method!r}")
+    config = method_config(method, payload["model_config"], f"{path}: model_config")
+    # The recorded architecture rebuilds the backbone; the weights come from this file.
+    config.backbone.pretrained = None
+    state = payload["model"]
+    class_names = payload.get("class_names")
+    if num_classes is None:
+        num_classes = len(class_names) if class_names else _num_classes_from_state(state)
+    model = METHODS[method].build(config, num_classes, class_names)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not fit the recorded model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    return model.eval()
+
+
+def _num_classes_from_state(state: dict) -> int:
+    # Linear heads: the last 2-D weight whose name says head/proj/fc.
+    for key in reversed(list(state)):
+        if key.endswith("weight") and state[key].ndim == 2 and any(t in key for t in ("head", "fc_cls", "proj.2")):
+            return state[key].shape[0]
+    return 1
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """`clipvideo.load`: a ready model (eval mode) from a native clipvideo checkpoint."""
+    model = model_from_payload(read_checkpoint(path), path)
+    return model.to(device)
+
+
+def find_latest(run_dir: str | Path) -> Path | None:
+    path = Path(run_dir) / "checkpoint_last.pt"
+    return path if path.is_file() else None

@@ -1,0 +1,108 @@
+"""Build the datasets and the batch collate step of a run from its `data:` / `test:` sections."""
+
+from pathlib import Path
+
+from .. import data as video_data
+from .config import ConfigError, DataConfig, TestConfig
+
+NORMALIZATION = {
+    "clip": (video_data.CLIP_MEAN, video_data.CLIP_STD),
+    "imagenet": (video_data.IMAGENET_MEAN, video_data.IMAGENET_STD),
+}
+
+
+def normalization(data: DataConfig) -> tuple:
+    if data.normalization not in NORMALIZATION:
+        raise ConfigError(f"data.normalization: expected one of {sorted(NORMALIZATION)}, got {data.normalization!r}")
+    return NORMALIZATION[data.normalization]
+
+
+def read_classes(data: DataConfig) -> list[str] | None:
+    return video_data.read_class_names(data.class_names) if data.class_names else None
+
+
+def _num_classes(data: DataConfig, class_names) -> int | None:
+    return data.num_classes or (len(class_names) if class_names else None)
+
+
+def _list_options(data: DataConfig) -> dict:
+    return dict(
+        data_root=data.root,
+        num_frames=data.num_frames,
+        sampling=data.sampling,
+        frame_stride=data.frame_stride,
+        backend=data.backend,
+        rawframes=data.format == "rawframes",
+        filename_template=data.filename_template,
+        start_index=data.start_index,
+        separator=data.separator,
+        tar_path=data.tar_path,
+    )
+
+
+def build_train_dataset(data: DataConfig, class_names=None):
+    if data.format not in ("video", "rawframes"):
+        raise ConfigError(f"data.format: expected 'video' or 'rawframes', got {data.format!r}")
+    mean, std = normalization(data)
+    num_classes = _num_classes(data, class_names)
+    if data.dummy:
+        return video_data.DummyVideoDataset(data.dummy_length, data.num_frames, data.input_size, num_classes or 2)
+    if not data.train_list:
+        raise ConfigError("data.train_list is empty: set it to your training list (or data.dummy=true)")
+    if not Path(data.train_list).is_file():
+        raise ConfigError(f"data.train_list: {data.train_list} does not exist")
+    transform = video_data.build_train_transform(
+        size=data.input_size,
+        scale=tuple(data.scale),
+        flip=data.flip,
+        multiscale_crop=data.multiscale_crop,
+        color_jitter=data.color_jitter,
+        grayscale=data.grayscale,
+        randaugment=data.randaugment,
+        mean=mean,
+        std=std,
+    )
+    return video_data.VideoClipDataset(
+        data.train_list, transform=transform, num_classes=num_classes, train=True, **_list_options(data)
+    )
+
+
+def build_eval_dataset(data: DataConfig, test: TestConfig, class_names=None, list_file: str | None = None):
+    mean, std = normalization(data)
+    num_classes = _num_classes(data, class_names)
+    if data.dummy:
+        return video_data.DummyVideoDataset(
+            data.dummy_length, data.num_frames, data.input_size, num_classes or 2,
+            num_views=test.num_clips * test.num_crops,
+        )
+    list_file = list_file or data.val_list
+    if not list_file:
+        raise ConfigError("data.val_list is empty: set it to the list of videos to evaluate")
+    if not Path(list_file).is_file():
+        raise ConfigError(f"data.val_list: {list_file} does not exist")
+    transform = video_data.build_test_transform(
+        size=data.input_size,
+        short_side=data.short_side,
+        crop="three" if test.num_crops == 3 else "center",
+        mean=mean,
+        std=std,
+    )
+    if test.num_crops not in (1, 3):
+        raise ConfigError(f"test.num_crops: 1 (centre) or 3 (three crops), got {test.num_crops}")
+    return video_data.MultiViewTestDataset(
+        list_file, transform=transform, num_classes=num_classes, num_clips=test.num_clips,
+        num_crops=test.num_crops, **_list_options(data)
+    )
+
+
+def mix_collate(data: DataConfig, num_classes: int, label_smoothing: float):
+    """Mixup/CutMix (with label smoothing folded into the soft targets) when enabled."""
+    if not (data.mixup or data.cutmix):
+        return None
+    return video_data.mixup_cutmix_collate(
+        num_classes=num_classes,
+        mixup_alpha=data.mixup,
+        cutmix_alpha=data.cutmix,
+        label_smoothing=label_smoothing,
+        prob=data.mix_prob,
+    )

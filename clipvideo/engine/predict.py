@@ -1,0 +1,162 @@
+"""`clipvideo predict`: top-k labels for video files, sampling over the whole video.
+
+A checkpoint brings its model, class names and data settings; `--backbone CLIP.pt --classes`
+gives the frozen-CLIP zero-shot baseline with your own class names, no training needed.
+Views: with segment sampling, one clip of T segments spans the video; with dense sampling,
+C clips of T frames every `frame_stride` are spread evenly so together they cover it.
+"""
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import data as video_data
+from ..clip import CheckpointError
+from . import checkpoint as ckpt
+from .config import ConfigError, DataConfig, from_dict
+from .data import normalization
+from .precision import autocast, resolve_precision
+
+MAX_DENSE_CLIPS = 10
+
+
+@dataclass
+class Prediction:
+    video: str
+    top: list[dict]  # [{"label": name, "score": probability}], best first
+    views: str  # e.g. "8 frames x 4 clips x 1 crop"
+    num_views: int
+    num_frames_in_video: int
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Predictor:
+    model: torch.nn.Module
+    data: DataConfig
+    class_names: list[str]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    precision: str = "fp32"
+
+
+def parse_classes(classes) -> list[str]:
+    """A list, a comma-separated string, or a class-name file."""
+    if classes is None:
+        return []
+    if isinstance(classes, (list, tuple)):
+        names = [str(c).strip() for c in classes]
+    elif Path(classes).is_file():
+        names = video_data.read_class_names(classes)
+    else:
+        names = [c.strip() for c in str(classes).split(",")]
+    names = [n for n in names if n]
+    if not names:
+        raise ConfigError(f"--classes {classes!r}: no class names given")
+    return names
+
+
+def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", precision="auto",
+                   num_frames: int = 8, heads: int | None = None, text_heads: int | None = None) -> Predictor:
+    device = torch.device(device)
+    names = parse_classes(classes)
+    if checkpoint:
+        payload = ckpt.read_checkpoint(checkpoint)
+        model = ckpt.model_from_payload(payload, checkpoint)
+        data = from_dict(DataConfig, payload.get("config", {}).get("data", {}), f"{checkpoint}: config.data")
+        data.num_frames = getattr(model.config, "num_frames", data.num_frames)
+        if names:
+            if not getattr(model, "uses_text", False):
+                raise ConfigError(
+                    f"{checkpoint}: a {payload['method']} model classifies with a trained head and cannot take "
+                    "--classes; use a text-based model (frozen, xclip, text4vis, froster) for zero-shot"
+                )
+            model.set_class_names(names)
+        names = list(model.class_names or [])
+        if not names:
+            raise CheckpointError(f"{checkpoint}: the checkpoint has no class names; pass --classes")
+    elif backbone:
+        if not names:
+            raise ConfigError("zero-shot prediction with --backbone needs --classes \"a,b,c\" (or a class file)")
+        from ..methods import frozen
+        from ..methods.base import BackboneConfig
+
+        config = frozen.Config(backbone=BackboneConfig(pretrained=str(backbone), heads=heads, text_heads=text_heads),
+                               num_frames=num_frames, temporal="mean", classifier="text")
+        model = frozen.build(config, len(names), names)
+        resolution = model.clip.config.image_resolution
+        data = DataConfig(num_frames=num_frames, sampling="segment", input_size=resolution,
+                          short_side=round(resolution * 256 / 224))
+    else:
+        raise ConfigError("give --checkpoint CKPT, or --backbone CLIP.pt with --classes \"a,b,c\"")
+    model = model.to(device).eval()
+    return Predictor(model, data, names, device, resolve_precision(precision, device))
+
+
+def clip_indices(num_frames_in_video: int, data: DataConfig, num_clips: int | None = None) -> list[list[int]]:
+    """Frame indices (0-based) of each view's clip, together covering the whole video."""
+    n, frames = num_frames_in_video, data.num_frames
+    if data.sampling == "segment":
+        clips = num_clips or 1
+        # Clip c takes, in each of the T equal segments, the point at fraction (c + 0.5) / C.
+        return [[min(n - 1, int((s + (c + 0.5) / clips) * n / frames)) for s in range(frames)] for c in range(clips)]
+    span = (frames - 1) * data.frame_stride + 1
+    clips = num_clips or max(1, min(MAX_DENSE_CLIPS, math.ceil(n / span)))
+    last_start = max(0, n - span)
+    starts = [round(last_start * c / (clips - 1)) if clips > 1 else last_start // 2 for c in range(clips)]
+    return [[min(n - 1, start + k * data.frame_stride) for k in range(frames)] for start in starts]
+
+
+@torch.no_grad()
+def predict_video(predictor: Predictor, path: str, top_k: int = 5, num_clips: int | None = None) -> Prediction:
+    data = predictor.data
+    try:
+        total = video_data.video_num_frames(str(path), backend=data.backend)
+        if total <= 0:
+            raise video_data.VideoDecodeError(str(path), "no frames")
+        views = clip_indices(total, data, num_clips)
+        mean, std = normalization(data)
+        transform = video_data.build_test_transform(size=data.input_size, short_side=data.short_side, crop="center",
+                                                    mean=mean, std=std)
+        all_indices = sorted({i for clip in views for i in clip})
+        decoded = video_data.decode_frames(str(path), all_indices, backend=data.backend)  # (F, H, W, 3)
+        position = {frame: row for row, frame in enumerate(all_indices)}
+        clips = []
+        for clip in views:
+            frames = decoded[[position[i] for i in clip]].permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+            clips.append(transform(frames))
+        batch = torch.stack(clips)  # (C, T, 3, h, w); one view per clip
+        batch = batch.flatten(0, 1) if batch.dim() == 6 else batch  # three-crop transforms add an axis
+    except video_data.VideoDecodeError as error:
+        return Prediction(str(path), [], "", 0, 0, error=str(error))
+    with autocast(predictor.device, predictor.precision):
+        logits = predictor.model(batch.to(predictor.device))  # (V, K)
+    probabilities = logits.float().softmax(dim=-1).mean(dim=0)
+    top = probabilities.topk(min(top_k, len(probabilities)))
+    names = predictor.class_names
+    description = f"{data.num_frames} frames x {len(views)} clips x 1 crop"
+    return Prediction(
+        str(path),
+        [{"label": names[int(c)] if int(c) < len(names) else str(int(c)), "score": round(float(s), 6)}
+         for s, c in zip(top.values, top.indices)],
+        description,
+        len(views),
+        total,
+    )
+
+
+def predict(videos, checkpoint=None, classes=None, backbone=None, top_k: int = 5, num_clips: int | None = None,
+            device="cpu", precision="auto", **options):
+    """Python API: a list of {"label", "score"} for one path, or a list of such lists."""
+    predictor = load_predictor(checkpoint, classes, backbone, device, precision, **options)
+    single = isinstance(videos, (str, Path))
+    results = [predict_video(predictor, str(v), top_k, num_clips) for v in ([videos] if single else videos)]
+    for result in results:
+        if result.error:
+            raise ValueError(result.error)
+    tops = [r.top for r in results]
+    return tops[0] if single else tops

@@ -1,0 +1,371 @@
+"""The training loop, torchvision-references style: build, then train_one_epoch / evaluate.
+
+fit(config) trains on one process or under torchrun (DDP), resumes from the last checkpoint,
+logs to a progress bar, a JSONL file and TensorBoard, and finishes with plots.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from ..methods import METHODS
+from . import checkpoint as ckpt
+from .config import Config, ConfigError, method_config, save_config
+from .data import build_eval_dataset, build_train_dataset, mix_collate, read_classes
+from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, setup_logging
+from .evaluate import ShardSampler, evaluate, write_predictions
+from .precision import autocast, resolve_precision
+
+log = logging.getLogger("clipvideo")
+
+
+def build_model(config: Config, num_classes: int, class_names: list[str] | None):
+    model_config = method_config(config.method, config.model, "model")
+    return METHODS[config.method].build(model_config, num_classes, class_names)
+
+
+class EpochSampler(Sampler[int]):
+    """A seeded permutation per epoch, sharded by rank, able to start mid-epoch.
+
+    Rank r takes positions r, r + W, ... of the permutation (truncated to a multiple of
+    W x batch), so W processes with batch b see, step by step, exactly the clips one process
+    with batch W*b would see. `start` skips the samples already used before a resume.
+    """
+
+    def __init__(self, length: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.length, self.batch_size, self.seed = length, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start = 0, 0
+        self.per_rank = (length // (world_size * batch_size)) * batch_size
+        if self.per_rank == 0:
+            raise ConfigError(
+                f"train.batch_size={batch_size} x {world_size} processes is more than the {length} training clips"
+            )
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.length, generator=generator)[: self.per_rank * self.world_size]
+        mine = order[self.rank :: self.world_size].tolist()
+        return iter(mine[self.start :])
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start
+
+
+class SeededSamples(torch.utils.data.Dataset):
+    """Seeds every RNG from (seed, epoch, index) before each sample, so augmentation does not
+    depend on which worker or process loads it, nor on where a resumed run restarted."""
+
+    def __init__(self, dataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        sample_seed = (self.seed * 1_000_003 + self.epoch * 10_007 + index) % (2**31)
+        random.seed(sample_seed)
+        np.random.seed(sample_seed)
+        torch.manual_seed(sample_seed)
+        return self.dataset[index]
+
+    def __getattr__(self, name):
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def cosine_with_warmup(step: int, total_steps: int, warmup_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warmup from 0, then cosine from 1 down to min_ratio."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def build_optimizer(model, train) -> torch.optim.Optimizer:
+    groups = model.param_groups(train.weight_decay)
+    if not groups:
+        raise ConfigError("the model has no trainable parameters; nothing to train")
+    for group in groups:
+        group["lr"] = train.lr * group["lr_scale"]
+        group["initial_lr"] = group["lr"]
+    if train.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas))
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum)
+    raise ConfigError(f"train.optimizer: unknown optimizer {train.optimizer!r}; use adamw or sgd")
+
+
+class RunLog:
+    """JSONL lines plus TensorBoard scalars, written by rank 0."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def write(self, kind: str, step: int, **values) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"kind": kind, "step": step, **values}) + "\n")
+        for key, value in values.items():
+            if isinstance(value, (int, float)):
+                self.writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, config, dist, run_log, bar_total):
+    """One pass over this rank's share of the training clips; updates `state` (step counters)."""
+    train = config.train
+    model.train()
+    device = dist.device
+    accumulation = train.accumulation_steps
+    bar = tqdm(total=bar_total, initial=state["step_in_epoch"], desc=f"epoch {state['epoch'] + 1}/{state['epochs']}",
+               disable=not dist.is_main, dynamic_ncols=True, leave=False)
+    seen, start_time, losses, correct, counted = 0, time.perf_counter(), [], 0, 0
+    optimizer.zero_grad(set_to_none=True)
+    for batch_index, (video, target, _) in enumerate(loader):
+        video = video.to(device, non_blocking=True)
+        target = target.to(device, non_blocking=True)
+        last_micro = (batch_index + 1) % accumulation == 0
+        sync = nullcontext() if (last_micro or not dist.enabled) else model.no_sync()
+        with sync:
+            with autocast(device, train.precision):
+                out = model(video, target, train.label_smoothing)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {state['step']}; lower train.lr or check the data")
+            scaled = loss / accumulation
+            (scaler.scale(scaled) if scaler else scaled).backward()
+        losses.append(loss.item())
+        if "logits" in out:
+            hard = target if target.dim() == 1 else target.argmax(dim=1)
+            correct += (out["logits"].argmax(dim=1) == hard).sum().item()
+            counted += len(hard)
+        seen += len(video)
+        if not last_micro:
+            continue
+        if scaler:
+            scaler.unscale_(optimizer)
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], train.grad_clip)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        if ema is not None:
+            ema.update_parameters(_unwrap(model))
+        state["step"] += 1
+        state["step_in_epoch"] += 1
+        rate = seen * dist.world_size / (time.perf_counter() - start_time)
+        lr = optimizer.param_groups[0]["lr"]
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+        bar.update(1)
+        if state["step"] % train.log_every == 0:
+            run_log.write("train", state["step"], loss=float(np.mean(losses[-train.log_every * accumulation:])), lr=lr, clips_per_s=rate)
+        if train.checkpoint_every_steps and state["step"] % train.checkpoint_every_steps == 0:
+            state["save"](mid_epoch=True)
+        if state["step"] >= state["total_steps"]:
+            break
+    bar.close()
+    mean_loss = all_reduce_mean(float(np.mean(losses)) if losses else float("nan"), device)
+    accuracy = all_reduce_mean(100.0 * correct / counted, device) if counted else None
+    return {"loss": mean_loss, "train_top1": accuracy, "clips_per_s": seen * dist.world_size / (time.perf_counter() - start_time)}
+
+
+class TrainStep(torch.nn.Module):
+    """forward = the method's loss, so DDP wraps (and syncs gradients of) the whole loss computation."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, video, target, label_smoothing: float = 0.0):
+        return self.model.loss(video, target, label_smoothing)
+
+
+def _unwrap(model):
+    """The method's model inside DDP and/or TrainStep."""
+    if isinstance(model, DistributedDataParallel):
+        model = model.module
+    return model.model if isinstance(model, TrainStep) else model
+
+
+def _num_classes(config: Config, class_names, dataset) -> int:
+    if config.data.num_classes:
+        return config.data.num_classes
+    if class_names:
+        return len(class_names)
+    return dataset.num_classes
+
+
+def fit(config: Config, resume: str | None = None) -> dict:
+    """Train `config`; resume from a checkpoint path, or "auto" for the run's last one."""
+    dist = init_distributed(config.train.device)
+    setup_logging(dist.rank)
+    run_dir = Path(config.output_dir)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+    barrier()
+    train_cfg = config.train
+    seed = train_cfg.seed
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    class_names = read_classes(config.data)
+    train_set = build_train_dataset(config.data, class_names)
+    num_classes = _num_classes(config, class_names, train_set)
+    seeded = SeededSamples(train_set, seed)
+    sampler = EpochSampler(len(seeded), train_cfg.batch_size, seed, dist.rank, dist.world_size)
+    collate = mix_collate(config.data, num_classes, train_cfg.label_smoothing)
+    loader = DataLoader(seeded, batch_size=train_cfg.batch_size, sampler=sampler, drop_last=True,
+                        num_workers=config.data.num_workers, collate_fn=collate, pin_memory=dist.device.type == "cuda")
+
+    model = build_model(config, num_classes, class_names).to(dist.device)
+    optimizer = build_optimizer(model, train_cfg)
+    steps_per_epoch = len(sampler) // train_cfg.batch_size // train_cfg.accumulation_steps
+    total_steps = steps_per_epoch * train_cfg.epochs
+    if train_cfg.max_steps:
+        total_steps = min(total_steps, train_cfg.max_steps) if train_cfg.epochs else train_cfg.max_steps
+        epochs = math.ceil(total_steps / steps_per_epoch)
+    else:
+        epochs = train_cfg.epochs
+    warmup = round(train_cfg.warmup_epochs * steps_per_epoch)
+    min_ratio = train_cfg.min_lr / train_cfg.lr if train_cfg.lr else 0.0
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: cosine_with_warmup(step, total_steps, warmup, min_ratio))
+    if train_cfg.precision == "fp16" and dist.device.type != "cuda":
+        raise ConfigError("train.precision=fp16 needs a CUDA GPU (a gradient scaler); use bf16 on CPU")
+    scaler = torch.amp.GradScaler("cuda") if train_cfg.precision == "fp16" else None
+    ema = None
+    if train_cfg.ema_decay:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(train_cfg.ema_decay))
+
+    state = {"epoch": 0, "step": 0, "step_in_epoch": 0, "epochs": epochs, "total_steps": total_steps, "best_top1": None}
+    resume_path = ckpt.find_latest(run_dir) if resume == "auto" else (Path(resume) if resume else None)
+    if resume_path:
+        payload = ckpt.read_checkpoint(resume_path)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        if scaler and payload.get("scaler"):
+            scaler.load_state_dict(payload["scaler"])
+        if ema is not None and payload.get("ema"):
+            ema.load_state_dict(payload["ema"])
+        state.update(epoch=payload["epoch"], step=payload["step"], step_in_epoch=payload["step_in_epoch"],
+                     best_top1=payload.get("metrics", {}).get("best_top1"))
+        ckpt.set_rng_state(payload["rng"])
+        log.info("resumed from %s at epoch %d, step %d", resume_path, state["epoch"] + 1, state["step"])
+    elif resume == "auto":
+        log.info("no checkpoint in %s; starting from scratch", run_dir)
+
+    train_model = TrainStep(model)
+    if dist.enabled:
+        train_model = DistributedDataParallel(train_model, device_ids=[dist.device] if dist.device.type == "cuda" else None)
+    run_log = RunLog(run_dir, dist.is_main)
+
+    eval_loader, eval_set = None, None
+    if config.data.val_list or config.data.dummy:
+        eval_set = build_eval_dataset(config.data, config.test, class_names)
+        eval_loader = DataLoader(eval_set, batch_size=config.test.batch_size, num_workers=config.test.num_workers,
+                                 sampler=ShardSampler(len(eval_set), dist.rank, dist.world_size))
+
+    def save(mid_epoch: bool = False, metrics: dict | None = None) -> None:
+        if not dist.is_main:
+            return
+        payload = {
+            **ckpt.model_payload(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None,
+            "ema": ema.state_dict() if ema is not None else None,
+            "epoch": state["epoch"],
+            "step": state["step"],
+            "step_in_epoch": state["step_in_epoch"] if mid_epoch else 0,
+            "config": config.to_dict(),
+            "rng": ckpt.rng_state(),
+            "metrics": {**(metrics or {}), "best_top1": state["best_top1"]},
+        }
+        ckpt.atomic_save(payload, run_dir / "checkpoint_last.pt")
+
+    state["save"] = save
+    log.info("method %s, %d classes, %d training clips, %d steps/epoch x %d epochs (%d steps), %d process(es)",
+             config.method, num_classes, len(train_set), steps_per_epoch, epochs, total_steps, dist.world_size)
+    history = []
+    result = None
+    eval_precision = resolve_precision(config.test.precision, dist.device)
+    while state["epoch"] < epochs and state["step"] < total_steps:
+        epoch = state["epoch"]
+        seeded.epoch = epoch
+        batches_done = state["step_in_epoch"] * train_cfg.accumulation_steps
+        sampler.set_epoch(epoch, start=batches_done * train_cfg.batch_size)
+        stats = train_one_epoch(train_model, loader, optimizer, scheduler, scaler, ema, state, config, dist,
+                                run_log, steps_per_epoch)
+        _report_bad_videos(train_set, epoch)
+        row = {"epoch": epoch + 1, **stats}
+        last_epoch = epoch + 1 >= epochs or state["step"] >= total_steps
+        every = train_cfg.eval_every
+        if eval_loader is not None and (last_epoch or (every and (epoch + 1) % every == 0)):
+            eval_model = ema.module if ema is not None else model
+            result = evaluate(eval_model, eval_loader, dist.device, eval_precision, config.test.aggregate,
+                              num_classes, progress=dist.is_main, dataset=eval_set)
+            row.update({f"val_{k}": v for k, v in result.metrics.items()})
+            if state["best_top1"] is None or result.metrics["top1"] > state["best_top1"]:
+                state["best_top1"] = result.metrics["top1"]
+        history.append(row)
+        run_log.write("epoch", state["step"], **{k: v for k, v in row.items() if v is not None})
+        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+        state["epoch"] += 1
+        state["step_in_epoch"] = 0
+        save(metrics=row)
+    run_log.close()
+    if dist.is_main:
+        ckpt.save_model(ema.module if ema is not None else model, run_dir / "model.pt")
+        if result is not None:
+            write_predictions(result, run_dir / "predictions.jsonl", class_names, eval_set)
+        from .plots import plot_run
+
+        plot_run(run_dir, result, class_names)
+    barrier()
+    return {"history": history, "final": result.metrics if result else None, "run_dir": str(run_dir),
+            "model": model, "num_classes": num_classes}
+
+
+def _report_bad_videos(dataset, epoch: int) -> None:
+    count = getattr(dataset, "bad_video_count", None)
+    if callable(count):
+        n = count()
+        if n:
+            log.warning("epoch %d: %d unreadable training videos were replaced by other samples (see log above)", epoch + 1, n)
+
+
+__all__ = ["fit", "build_model", "train_one_epoch", "cosine_with_warmup", "EpochSampler", "dataclasses"]

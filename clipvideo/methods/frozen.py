@@ -1,0 +1,135 @@
+"""Frozen CLIP baselines: per-frame CLIP features, pooled over time, then a classifier.
+
+- `temporal="mean"`, `classifier="text"`: the "Frozen CLIP" zero-shot row of the FROSTER tables —
+  frame features averaged over time, cosine similarity with the class-name text embeddings
+  (template "a video of a person {}."), times CLIP's logit scale. No training needed.
+- `temporal="transformer"`: a small transformer over the T frame features (learned temporal
+  positions, residual to the frame features, then the mean), as in Text4Vis / X-CLIP's MIT.
+  With a trained classifier (`linear`, or `text-init`: a linear head initialised from the
+  class-name embeddings) it is the pipeline's first trainable video model.
+A frame mean is blind to frame order, so it cannot tell "moving left" from "moving right";
+the temporal transformer can (the demo measures exactly this).
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..clip import Transformer, tokenize
+from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
+
+
+@dataclass
+class Config:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    num_frames: int = 8  # T; the temporal transformer's position table has T rows
+    temporal: str = "mean"  # "mean": average frame features | "transformer": temporal transformer, then mean
+    temporal_layers: int = 1  # depth of the temporal transformer
+    classifier: str = "text"  # "text": cosine with class-name embeddings | "linear" | "text-init"
+    template: str = "a video of a person {}."  # prompt for class names ("{}" = the bare name)
+    train_backbone: bool = False  # fine-tune the CLIP image tower too
+    dropout: float = 0.0  # before a linear classifier
+
+
+TEMPORAL = ("mean", "transformer")
+CLASSIFIERS = ("text", "linear", "text-init")
+
+
+class TemporalTransformer(nn.Module):
+    """(B, T, E) frame features -> (B, E): transformer over frames with learned positions."""
+
+    def __init__(self, width: int, num_frames: int, layers: int):
+        super().__init__()
+        self.positional_embedding = nn.Parameter(torch.zeros(num_frames, width))
+        nn.init.normal_(self.positional_embedding, std=0.02)
+        self.transformer = Transformer(width, layers, heads=max(1, width // 64))
+        # Start as the identity on top of the residual, so training begins from the frame mean.
+        for block in self.transformer.resblocks:
+            nn.init.zeros_(block.attn.out_proj.weight)
+            nn.init.zeros_(block.mlp.c_proj.weight)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        num_frames = frames.shape[1]
+        if num_frames != self.positional_embedding.shape[0]:
+            raise ValueError(
+                f"this model was built for {self.positional_embedding.shape[0]} frames, got {num_frames}; "
+                "sample that many frames (data.num_frames)"
+            )
+        x = self.transformer(frames + self.positional_embedding.to(frames.dtype))  # (B, T, E)
+        return (x + frames).mean(dim=1)  # residual to the raw frame features, as Text4Vis does
+
+
+class FrozenCLIP(VideoRecognizer):
+    def __init__(self, config: Config, num_classes: int, class_names: list[str] | None):
+        super().__init__(config)
+        if config.temporal not in TEMPORAL:
+            raise ValueError(f"model.temporal must be one of {TEMPORAL}, got {config.temporal!r}")
+        if config.classifier not in CLASSIFIERS:
+            raise ValueError(f"model.classifier must be one of {CLASSIFIERS}, got {config.classifier!r}")
+        self.uses_text = config.classifier == "text"
+        needs_text = config.classifier in ("text", "text-init")
+        self.clip = build_clip(config.backbone, with_text=needs_text)
+        embed_dim = self.clip.config.embed_dim
+        if not config.train_backbone:
+            freeze(self.clip.visual)
+        if needs_text:
+            # The text tower only ever encodes class names: never trained here.
+            for name, p in self.clip.named_parameters():
+                if not name.startswith("visual."):
+                    p.requires_grad_(False)
+        self.temporal = TemporalTransformer(embed_dim, config.num_frames, config.temporal_layers) if config.temporal == "transformer" else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = None
+        if config.classifier in ("linear", "text-init"):
+            self.head = nn.Linear(embed_dim, num_classes)
+            if config.classifier == "text-init":
+                if not class_names or len(class_names) != num_classes:
+                    raise ValueError("classifier 'text-init' needs one class name per class (data.class_names)")
+                with torch.no_grad():
+                    text = F.normalize(self.encode_class_names(class_names), dim=-1)
+                    self.head.weight.copy_(text * self.clip.logit_scale.exp())
+                    self.head.bias.zero_()
+        self.register_buffer("text_features", torch.empty(0), persistent=False)
+        if class_names is not None:
+            self.class_names = list(class_names)
+            if self.uses_text:
+                self.set_class_names(class_names)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        return [] if self.config.train_backbone else [self.clip.visual]
+
+    @torch.no_grad()
+    def encode_class_names(self, names: list[str]) -> torch.Tensor:
+        prompts = [self.config.template.format(name) for name in names]
+        tokens = tokenize(prompts, context_length=self.clip.config.context_length, truncate=True)
+        return self.clip.encode_text(tokens.to(self.clip.logit_scale.device)).float()  # (K, E)
+
+    def set_class_names(self, names: list[str]) -> None:
+        super().set_class_names(names)
+        self.text_features = F.normalize(self.encode_class_names(names), dim=-1)
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, E) video features."""
+        batch, num_frames = video.shape[:2]
+        frames = video.flatten(0, 1)  # (B*T, 3, H, W)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.train_backbone):
+            features = self.clip.encode_image(frames)  # (B*T, E)
+        features = features.view(batch, num_frames, -1).float()  # (B, T, E)
+        if self.temporal is None:
+            return features.mean(dim=1)
+        return self.temporal(features)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        features = self.encode_video(video)
+        if self.head is not None:
+            return self.head(self.dropout(features))
+        if self.text_features.numel() == 0:
+            raise RuntimeError("no class names set: call model.set_class_names([...]) first")
+        features = F.normalize(features, dim=-1)
+        return self.clip.logit_scale.exp().float() * features @ self.text_features.to(features.dtype).t()
+
+
+def build(config: Config, num_classes: int, class_names: list[str] | None = None) -> FrozenCLIP:
+    return FrozenCLIP(config, num_classes, class_names)
