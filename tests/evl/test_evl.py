@@ -1,0 +1,396 @@
+"""EVL: the model contract, the frozen backbone, the temporal modules and parity with the official code.
+
+The parity fixture (tests/fixtures/evl) was produced by the official EVL code on a tiny random
+model: a 3-block, width-64, 2-head CLIP at 64 px (4x4 patches), a 2-layer decoder with 4 heads,
+4 frames and 5 classes.
+"""
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import clipvideo
+from clipvideo.clip import CLIP, CheckpointError, config_from_state_dict, clip_state_dict, create_clip
+from clipvideo.methods import METHODS
+from clipvideo.methods.base import BackboneConfig
+from clipvideo.methods.evl import Config, TemporalCrossAttention, build, displacement_index
+from clipvideo.official.evl import load_official_evl
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "evl"
+
+
+def one_line(error: Exception) -> str:
+    message = str(error)
+    assert "\n" not in message, message
+    return message
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    return torch.load(FIXTURES / "evl_tiny.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def files(fixture, tmp_path_factory):
+    """The fixture split into what users have: an OpenAI-format CLIP file and official checkpoints."""
+    root = tmp_path_factory.mktemp("evl")
+    paths = {"clip": root / "clip.pt"}
+    torch.save({k.removeprefix("clip."): v for k, v in fixture.items() if k.startswith("clip.")}, paths["clip"])
+    for name, prefix in (("main", "official."), ("no_tca", "ablation_no_tca.official."), ("qkv32", "ablation_qkv32.official.")):
+        model_sd = {k.removeprefix(prefix): v for k, v in fixture.items() if k.startswith(prefix)}
+        # What checkpoint.save_checkpoint writes: DDP keys ("module.") plus training state.
+        paths[name] = root / f"{name}.pth"
+        torch.save({"model": model_sd, "optimizer": {"state": {}, "param_groups": []}, "next_step": 5000}, paths[name])
+    return paths
+
+
+def video_of(fixture) -> torch.Tensor:
+    return fixture["video"].permute(0, 2, 1, 3, 4)  # official (B, 3, T, H, W) -> ours (B, T, 3, H, W)
+
+
+def tiny_config(**overrides) -> Config:
+    values = {"num_frames": 4, "decoder_layers": 2, "decoder_heads": 2, **overrides}
+    return Config(backbone=BackboneConfig(arch="tiny"), **values)
+
+
+def randomize_decoder(model, seed=0):
+    """Give every decoder/head tensor random values (the zero-initialised ones would hide bugs)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("clip."):
+                p.copy_(0.3 * torch.randn(p.shape, generator=generator) + (1.0 if name.endswith("norm.weight") else 0.0))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Parity with the official code
+
+
+@pytest.mark.parametrize(
+    "checkpoint, expected, precision, atol",
+    [
+        ("main", "logits_fp32", "fp32", 1e-5),
+        ("main", "logits_fp16", "fp16", 2e-3),  # official freeze_fp16: half backbone, fp32 decoder
+        ("no_tca", "ablation_no_tca.logits_fp32", "fp32", 1e-5),
+        ("qkv32", "ablation_qkv32.logits_fp32", "fp32", 1e-5),  # decoder q/k/v width 32 != backbone width 64
+    ],
+)
+def test_logits_match_official(fixture, files, checkpoint, expected, precision, atol):
+    model = load_official_evl(files[checkpoint], backbone=files["clip"], heads=2, decoder_heads=4, backbone_precision=precision)
+    assert not model.training
+    with torch.no_grad():
+        logits = model(video_of(fixture))
+    torch.testing.assert_close(logits, fixture[expected], atol=atol, rtol=0)
+
+
+def test_intermediates_match_official(fixture, files):
+    model = load_official_evl(files["main"], backbone=files["clip"], heads=2, decoder_heads=4)
+    with torch.no_grad():
+        blocks = model.encode_blocks(video_of(fixture))
+        for (out, q, k), index in zip(blocks, (1, 2)):
+            reference = f"intermediate.backbone_block{index}"
+            torch.testing.assert_close(out.flatten(0, 1), fixture[f"{reference}.out"], atol=1e-5, rtol=0)
+            # Ours (B, T, H, L, d); official (B*T, L, H, d).
+            torch.testing.assert_close(q.flatten(0, 1).transpose(1, 2), fixture[f"{reference}.q"], atol=1e-5, rtol=0)
+            torch.testing.assert_close(k.flatten(0, 1).transpose(1, 2), fixture[f"{reference}.k"], atol=1e-5, rtol=0)
+        features, q, k = blocks[0]
+        first = model.decoder[0]
+        torch.testing.assert_close(first.temporal_cross_attention(q, k), fixture["intermediate.temporal_cross_attention0.out"], atol=1e-5, rtol=0)
+        torch.testing.assert_close(first.enrich(features, q, k).flatten(1, 2), fixture["intermediate.decoder_layer0.memory"], atol=1e-5, rtol=0)
+
+
+def test_temporal_modules_each_change_the_output(fixture, files):
+    """Each module's weights in the fixture matter; zeroing them moves the logits (official: 0.1-0.8)."""
+    model = load_official_evl(files["main"], backbone=files["clip"], heads=2, decoder_heads=4)
+    video = video_of(fixture)
+    with torch.no_grad():
+        base = model(video)
+        for name in ("temporal_conv.weight", "temporal_embedding", "temporal_cross_attention.w_prev", "temporal_cross_attention.w_next"):
+            saved = {k: p.clone() for k, p in model.named_parameters() if k.endswith(name)}
+            for k in saved:
+                model.get_parameter(k).zero_()
+            assert (model(video) - base).abs().max() > 0.05, name
+            for k, value in saved.items():
+                model.get_parameter(k).copy_(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The temporal cross-attention
+
+
+def test_displacement_index_covers_every_offset_once_per_query():
+    index = displacement_index((3, 4))
+    assert index.shape == (12, 12) and index.min() == 0 and index.max() == 5 * 7 - 1
+    assert all(len(set(row.tolist())) == 12 for row in index)  # a query never sees one displacement twice
+    centre = (3 - 1) * 7 + (4 - 1)  # zero displacement
+    assert torch.equal(index.diagonal(), torch.full((12,), centre))
+    # Query patch (row 1, col 2) against key (row 0, col 0): displacement (+1, +2).
+    assert index[1 * 4 + 2, 0] == (1 + 2) * 7 + (2 + 3)
+
+
+def test_cross_attention_reads_the_displacement_of_the_attended_patch():
+    """Patches that attend (sharply) to the patch one column to their left in the previous frame
+    receive the w_prev row of displacement (0, +1); the first frame gets no previous-frame term."""
+    grid, width, heads = (2, 3), 5, 2
+    module = TemporalCrossAttention(width, grid)
+    nn.init.normal_(module.w_prev)
+    nn.init.normal_(module.w_next)
+    num_patches = grid[0] * grid[1]
+    keys = torch.eye(num_patches)  # one-hot keys: patch p' points along axis p'
+    k = torch.zeros(1, 2, heads, 1 + num_patches, num_patches)  # (B, T, H, L, d)
+    q = torch.zeros(1, 2, heads, 1 + num_patches, num_patches)
+    k[:, :, :, 1:] = keys
+    shifted = [p - 1 if p % grid[1] else p for p in range(num_patches)]  # the left neighbour where there is one
+    q[:, 1, :, 1:] = 200.0 * keys[shifted]  # frame 1 looks at frame 0
+    out = module(q, k)
+    assert out.shape == (1, 2, 1 + num_patches, width)
+    assert torch.all(out[:, :, 0] == 0)  # the class token gets nothing
+    zero_row, one_left = (grid[0] - 1) * (2 * grid[1] - 1) + grid[1] - 1, (grid[0] - 1) * (2 * grid[1] - 1) + grid[1]
+    for p in range(num_patches):
+        expected = module.w_prev[one_left if p % grid[1] else zero_row]  # frame 1 is last: no next-frame term
+        torch.testing.assert_close(out[0, 1, 1 + p], expected, atol=1e-4, rtol=0)
+    # Frame 0 has only the next-frame term: its zero queries attend uniformly to frame 1.
+    torch.testing.assert_close(out[0, 0, 1:], module.w_next[module.index].mean(dim=1), atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model contract
+
+
+def test_registered_and_forward_shape():
+    assert METHODS["evl"].build is build
+    model = build(tiny_config(), num_classes=7).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 4, 3, 64, 64)).shape == (2, 7)
+
+
+def test_backbone_frozen_no_gradients_and_not_trainable():
+    model = randomize_decoder(build(tiny_config(), num_classes=3))
+    model.train()
+    assert not model.clip.training and model.head.training  # the frozen tower stays in eval mode
+    grad_enabled = []
+    model.clip.visual.ln_pre.register_forward_hook(lambda *args: grad_enabled.append(torch.is_grad_enabled()))
+    model.loss(torch.randn(2, 4, 3, 64, 64), torch.tensor([0, 2]))["loss"].backward()
+    assert grad_enabled == [False]  # the backbone ran under no_grad: no activations kept for backward
+    for name, p in model.named_parameters():
+        if name.startswith("clip."):
+            assert not p.requires_grad and p.grad is None, name
+        else:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    groups = model.param_groups(weight_decay=0.05)
+    names = [n for g in groups for n in g["names"]]
+    assert names and not any(n.startswith("clip.") for n in names)
+    assert all(g["weight_decay"] == 0.05 for g in groups)  # official: decay on every trainable parameter
+    assert "query_token" in names and "head.norm.bias" in names
+
+
+def test_fine_tuning_the_backbone_trains_it():
+    """The official finetune mode crashes at backward (in-place add into the block output); ours trains."""
+    model = randomize_decoder(build(tiny_config(freeze_backbone=False), num_classes=3)).train()
+    assert model.clip.training and model.frozen_modules() == []
+    model.loss(torch.randn(2, 4, 3, 64, 64), torch.tensor([0, 2]))["loss"].backward()
+    deepest = model.clip.visual.transformer.resblocks[-1].mlp.c_fc.weight
+    assert deepest.requires_grad and deepest.grad.abs().sum() > 0
+    assert any(n.startswith("clip.") for g in model.param_groups(0.05) for n in g["names"])
+
+
+def test_state_dict_round_trip_includes_the_backbone():
+    model = randomize_decoder(build(tiny_config(), num_classes=3)).eval()
+    state = model.state_dict()
+    assert "clip.visual.conv1.weight" in state and "decoder.0.temporal_cross_attention.index" not in state
+    # The engine rebuilds from the recorded architecture (no CLIP file) and loads the state dict.
+    config = model.config
+    assert config.backbone.architecture is not None
+    rebuilt = build(config, num_classes=3)
+    rebuilt.load_state_dict(state, strict=True)
+    video = torch.randn(1, 4, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(video), model(video), atol=0, rtol=0)
+
+
+def test_loading_clip_weights_leaves_exactly_the_evl_parameters_new(fixture, files):
+    model = build(Config(backbone=BackboneConfig(pretrained=str(files["clip"]), heads=2), num_frames=4, decoder_layers=2), 5)
+    clip_keys = {f"clip.{k.removeprefix('clip.')}" for k in fixture if k.startswith("clip.visual.") and k != "clip.visual.proj"}
+    new = set(model.state_dict()) - clip_keys
+    assert new == {k for k in model.state_dict() if k.startswith(("query_token", "decoder.", "head."))}
+    assert all(k in model.state_dict() for k in clip_keys)
+    assert torch.equal(model.state_dict()["clip.visual.conv1.weight"], fixture["clip.visual.conv1.weight"])
+    assert model.config.backbone.architecture["vision_layers"] == 3
+
+
+def test_half_precision_backbone_keeps_layernorms_in_fp32(fixture, files):
+    model = build(tiny_config(backbone_precision="fp16"), num_classes=3)
+    for name, p in model.clip.named_parameters():
+        expected = torch.float32 if (".ln_" in name or name.startswith("visual.ln_")) else torch.float16
+        assert p.dtype == expected, name
+    assert model.head.fc.weight.dtype == torch.float32
+    # bf16, the fast choice on CPU, stays close to the fp32 result.
+    fp32 = load_official_evl(files["main"], backbone=files["clip"], heads=2, decoder_heads=4)
+    bf16 = load_official_evl(files["main"], backbone=files["clip"], heads=2, decoder_heads=4, backbone_precision="bf16")
+    with torch.no_grad():
+        logits = bf16(video_of(fixture))
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, fp32(video_of(fixture)), atol=3e-2, rtol=0)
+
+
+@pytest.mark.parametrize("module, key", [
+    ("temporal_conv", "decoder.0.temporal_conv.weight"),
+    ("temporal_embedding", "decoder.0.temporal_embedding"),
+    ("temporal_cross_attention", "decoder.0.temporal_cross_attention.w_prev"),
+])
+def test_each_temporal_module_can_be_switched_off(module, key):
+    model = build(tiny_config(**{module: False}), num_classes=3).eval()
+    assert key not in model.state_dict()
+    with torch.no_grad():
+        assert model(torch.randn(1, 4, 3, 64, 64)).shape == (1, 3)
+
+
+def test_decoder_heads_are_independent_of_backbone_heads():
+    model = build(tiny_config(decoder_heads=4, decoder_qkv_dim=32), num_classes=3)
+    assert model.decoder[0].attn.heads == 4 and model.clip.visual.heads == 2
+    assert model.decoder[0].attn.q_proj.weight.shape == (32, 64)
+
+
+def test_query_token_starts_at_zero_like_the_official_code():
+    assert torch.all(build(tiny_config(), 3).query_token == 0)
+    assert build(tiny_config(query_init_std=0.02), 3).query_token.abs().sum() > 0
+
+
+def test_linear_head_keeps_class_names_but_refuses_new_ones():
+    model = build(tiny_config(), num_classes=2, class_names=["left", "right"])
+    assert model.class_names == ["left", "right"] and not model.uses_text
+    with pytest.raises(ValueError, match="linear head"):
+        model.set_class_names(["up", "down"])
+    with pytest.raises(ValueError, match="2 class names for 3 classes"):
+        build(tiny_config(), num_classes=3, class_names=["left", "right"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"backbone_precision": "fp8"}, "backbone_precision must be one of"),
+    ({"freeze_backbone": False, "backbone_precision": "fp16"}, "must be fp32 when the backbone is trained"),
+    ({"decoder_layers": 3}, r"decoder_layers=3 must be in 1\.\.2"),
+    ({"decoder_qkv_dim": 64, "decoder_heads": 3}, "not divisible by decoder_heads=3"),
+])
+def test_bad_configs_give_one_line_errors(overrides, message):
+    config = tiny_config()
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    with pytest.raises(ValueError, match=message) as error:
+        build(config, num_classes=3)
+    one_line(error.value)
+
+
+def test_wrong_input_gives_one_line_errors():
+    model = build(tiny_config(), num_classes=3).eval()
+    for video, message in [
+        (torch.randn(1, 8, 3, 64, 64), "built for 4 frames"),
+        (torch.randn(1, 4, 3, 96, 96), "built for 64x64 input"),
+        (torch.randn(1, 3, 4, 64, 64), r"expects video \(B, T, 3, H, W\)"),
+    ]:
+        with pytest.raises(ValueError, match=message) as error:
+            model(video)
+        one_line(error.value)
+    # Without the temporal position embedding any clip length works.
+    free = build(tiny_config(temporal_embedding=False), num_classes=3).eval()
+    with torch.no_grad():
+        assert free(torch.randn(1, 6, 3, 64, 64)).shape == (1, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Official checkpoint import
+
+
+def test_importer_reads_the_architecture_from_shapes(files):
+    model = clipvideo.load_official("evl", str(files["qkv32"]), backbone=str(files["clip"]), heads=2, decoder_heads=4)
+    config = model.config
+    assert (config.decoder_layers, config.decoder_qkv_dim, config.decoder_heads, config.num_frames) == (2, 32, 4, 4)
+    assert config.decoder_mlp_ratio == 4.0 and model.num_classes == 5
+    assert config.temporal_conv and config.temporal_embedding and config.temporal_cross_attention
+    assert model.config.backbone.architecture["vision_heads"] == 2
+    no_tca = load_official_evl(files["no_tca"], backbone=files["clip"], heads=2, decoder_heads=4)
+    assert not no_tca.config.temporal_cross_attention
+
+
+def test_bare_state_dicts_load_with_or_without_module_prefix(fixture, files, tmp_path):
+    reference = load_official_evl(files["main"], backbone=files["clip"], heads=2, decoder_heads=4)
+    for prefix in ("module.", ""):
+        path = tmp_path / f"bare{prefix}.pth"
+        torch.save({prefix + k.removeprefix("official.module."): v for k, v in fixture.items() if k.startswith("official.")}, path)
+        model = load_official_evl(path, backbone=files["clip"], heads=2, decoder_heads=4)
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+
+
+def test_backbone_from_a_torchscript_archive_in_fp16(fixture, files, tmp_path):
+    """OpenAI releases TorchScript archives with half-precision weights; the official loader casts to fp32."""
+    sd = clip_state_dict({k.removeprefix("clip."): v for k, v in fixture.items() if k.startswith("clip.")})
+    clip = CLIP(config_from_state_dict(sd, heads=2), with_text=False)
+    clip.load_state_dict(sd)
+    clip = clip.half()
+    path = tmp_path / "ViT-tiny.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace_module(clip, {"encode_image": torch.zeros(1, 3, 64, 64, dtype=torch.half)}, check_trace=False)
+        traced.save(str(path))
+    model = load_official_evl(files["main"], backbone=path, heads=2, decoder_heads=4)
+    with torch.no_grad():
+        logits = model(video_of(fixture))
+    # The fp16-rounded weights move the logits a little.
+    torch.testing.assert_close(logits, fixture["logits_fp32"], atol=5e-3, rtol=0)
+
+
+def test_imported_model_is_a_complete_native_checkpoint(fixture, files):
+    model = load_official_evl(files["main"], backbone=files["clip"], heads=2, decoder_heads=4)
+    assert model.config.backbone.pretrained is None and model.config.backbone.arch == "custom"
+    rebuilt = build(model.config, model.num_classes)
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(video_of(fixture)), fixture["logits_fp32"], atol=1e-5, rtol=0)
+
+
+def test_importer_errors_name_the_file_and_key(fixture, files, tmp_path):
+    def expect(message, path, **kwargs):
+        kwargs = {"backbone": files["clip"], "heads": 2, **kwargs}
+        with pytest.raises(CheckpointError, match=message) as error:
+            load_official_evl(path, **kwargs)
+        assert str(path) in one_line(error.value)
+
+    expect("do not contain the CLIP backbone", files["main"], backbone=None)
+
+    xclip = torch.load(FIXTURES.parent / "xclip" / "xclip_tiny.pt", weights_only=True)
+    xclip_ckpt = tmp_path / "xclip.pth"
+    torch.save({"model": {k.removeprefix("official."): v for k, v in xclip.items() if k.startswith("official.")}}, xclip_ckpt)
+    expect(r"not an official EVL checkpoint: no 'decoder.cls_token'", xclip_ckpt)
+
+    expect("not an official EVL checkpoint", files["clip"])  # the CLIP file given as the EVL checkpoint
+    with pytest.raises(CheckpointError, match="not a CLIP ViT checkpoint") as error:
+        load_official_evl(files["main"], backbone=files["main"])  # and the EVL checkpoint as the backbone
+    assert str(files["main"]) in one_line(error.value)
+
+    wide = tmp_path / "wide_clip.pt"
+    torch.save(create_clip(clip_config_with(width=128)).state_dict(), wide)
+    with pytest.raises(CheckpointError, match=r"decoder width 64 \(decoder.cls_token\) does not match the width 128") as error:
+        load_official_evl(files["main"], backbone=wide)
+    assert str(wide) in one_line(error.value)
+
+    expect(r"temporal_pos_embed.0 has 4 rows.* not num_frames=8", files["main"], num_frames=8)
+
+    official = {k.removeprefix("official.module."): v for k, v in fixture.items() if k.startswith("official.")}
+    partial = tmp_path / "partial.pth"
+    torch.save({k: v for k, v in official.items() if k != "decoder.temporal_conv.1.weight"}, partial)
+    expect("1 missing", partial)
+    finetuned = tmp_path / "finetuned.pth"
+    torch.save({**official, "backbone.cls_token": torch.zeros(64)}, finetuned)
+    expect("finetune mode", finetuned)
+    native = tmp_path / "native.pth"
+    torch.save(build(tiny_config(), 5).state_dict(), native)
+    expect("native clipvideo checkpoint", native)
+
+
+def clip_config_with(width: int):
+    from clipvideo.clip import get_architecture
+
+    return get_architecture("tiny", vision_width=width, vision_heads=2)
