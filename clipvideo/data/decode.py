@@ -338,20 +338,110 @@ def _decode_all_pyav(source: VideoSource, num_threads: int) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Public functions
+# Readers: open once, ask for the frame count, then decode the chosen frames
 # ---------------------------------------------------------------------------------------------
 
 
-def available_backends() -> list[str]:
-    """The backends usable in this environment (``pyav`` and ``pyav_all`` always)."""
-    names = ["pyav", "pyav_all"]
-    for name in ("decord", "torchcodec"):
+def _check_indices(name: str, indices: Sequence[int], num_frames: int) -> list[int]:
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError("no frame indices requested")
+    bad = [i for i in indices if not 0 <= i < num_frames]
+    if bad:
+        raise IndexError(f"{name}: frame indices {bad[:5]} outside [0, {num_frames})")
+    return indices
+
+
+class VideoReader:
+    """One video, opened for one clip: ``num_frames`` then ``get_frames(indices)`` ->
+    uint8 RGB ``(T, H, W, 3)``. Use :func:`open_video` to make one."""
+
+    def __init__(self, source: VideoSource, num_threads: int = 1):
+        self.source = source
+        self.name = _describe(source)
+        self.num_threads = num_threads
+
+    @property
+    def num_frames(self) -> int:
+        raise NotImplementedError
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class PyAVReader(VideoReader):
+    """The keyframe-index decoder (module docstring)."""
+
+    def __init__(self, source, num_threads=1, index_cache=None, cache_key=None):
+        super().__init__(source, num_threads)
+        self.index = (index_cache or DEFAULT_INDEX_CACHE).get(source, cache_key)
+
+    @property
+    def num_frames(self) -> int:
+        return self.index.num_frames
+
+    def get_frames(self, indices):
+        indices = _check_indices(self.name, indices, self.num_frames)
+        frames = _decode_pyav(self.source, sorted(set(indices)), self.num_threads, self.index)
+        missing = sorted({i for i in indices if i not in frames})
+        if missing:
+            raise VideoDecodeError(self.name, "truncated", f"frames {missing[:5]} could not be decoded")
+        return torch.from_numpy(np.stack([frames[i] for i in indices]))
+
+
+class DecodeAllReader(VideoReader):
+    """Decode and convert every frame, then index: EVL's loader, our reference."""
+
+    def __init__(self, source, num_threads=1):
+        super().__init__(source, num_threads)
+        self.frames = _decode_all_pyav(source, num_threads)
+        if not self.frames:
+            raise VideoDecodeError(self.name, "zero frames")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    def get_frames(self, indices):
+        indices = _check_indices(self.name, indices, self.num_frames)
+        return torch.from_numpy(np.stack([self.frames[i] for i in indices]))
+
+
+class _LibraryReader(VideoReader):
+    """decord or torchcodec; their errors are turned into VideoDecodeError."""
+
+    def __init__(self, source, num_threads=1, backend="decord"):
+        super().__init__(source, num_threads)
+        if not isinstance(source, (bytes, bytearray)) and not os.path.exists(source):
+            raise VideoDecodeError(self.name, "missing file")
+        self.backend = backend
+        module = _import_backend(backend)
         try:
-            _import_backend(name)
-            names.append(name)
-        except ImportError:
-            pass
-    return names
+            if backend == "decord":
+                src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+                self._reader = module.VideoReader(src, ctx=module.cpu(0), num_threads=num_threads)
+                self._num_frames = len(self._reader)
+            else:
+                data = bytes(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+                self._reader = module(data, dimension_order="NHWC", num_ffmpeg_threads=num_threads, seek_mode="exact")
+                self._num_frames = self._reader.metadata.num_frames
+        except Exception as error:  # both libraries raise assorted RuntimeError/ValueError types
+            raise VideoDecodeError(self.name, "unreadable", str(error)) from error
+        if not self._num_frames:
+            raise VideoDecodeError(self.name, "zero frames")
+
+    @property
+    def num_frames(self) -> int:
+        return self._num_frames
+
+    def get_frames(self, indices):
+        indices = _check_indices(self.name, indices, self.num_frames)
+        try:
+            if self.backend == "decord":
+                return torch.from_numpy(self._reader.get_batch(indices).asnumpy())
+            return self._reader.get_frames_at(indices).data
+        except Exception as error:
+            raise VideoDecodeError(self.name, "decode error", str(error)) from error
 
 
 def _import_backend(name: str):
@@ -366,48 +456,34 @@ def _import_backend(name: str):
     raise ValueError(f"unknown backend {name!r}; choose from {BACKENDS}")
 
 
-def _check_indices(source: VideoSource, indices: Sequence[int], num_frames: int) -> list[int]:
-    if num_frames == 0:
-        raise VideoDecodeError(_describe(source), "zero frames")
-    indices = [int(i) for i in indices]
-    if not indices:
-        raise ValueError("no frame indices requested")
-    bad = [i for i in indices if not 0 <= i < num_frames]
-    if bad:
-        raise IndexError(f"{_describe(source)}: frame indices {bad} outside [0, {num_frames})")
-    return indices
+def available_backends() -> list[str]:
+    """The backends usable here: ``pyav`` and ``pyav_all`` always, decord/torchcodec if installed."""
+    names = ["pyav", "pyav_all"]
+    for name in ("decord", "torchcodec"):
+        try:
+            _import_backend(name)
+            names.append(name)
+        except (ImportError, RuntimeError, OSError):  # torchcodec fails at import without FFmpeg libs
+            pass
+    return names
 
 
-def _stack(source: VideoSource, frames: dict, indices: list[int]) -> torch.Tensor:
-    missing = sorted({i for i in indices if i not in frames})
-    if missing:
-        raise VideoDecodeError(_describe(source), "truncated", f"frames {missing[:5]} could not be decoded")
-    return torch.from_numpy(np.stack([frames[i] for i in indices]))
-
-
-def video_num_frames(
-    source: VideoSource, backend: str = "pyav", index_cache: KeyframeIndexCache | None = None
-) -> int:
-    """Number of frames in the first video stream, as the given backend counts them."""
-    if backend in ("pyav", "pyav_all"):
-        return (index_cache or DEFAULT_INDEX_CACHE).get(source).num_frames
-    opened = _open_backend(source, backend, num_threads=1)
-    return len(opened) if backend == "decord" else opened.metadata.num_frames
-
-
-def _open_backend(source: VideoSource, backend: str, num_threads: int):
-    name = _describe(source)
-    if not isinstance(source, (bytes, bytearray)) and not os.path.exists(source):
-        raise VideoDecodeError(name, "missing file")
-    module = _import_backend(backend)
-    try:
-        if backend == "decord":
-            src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
-            return module.VideoReader(src, ctx=module.cpu(0), num_threads=num_threads)
-        data = bytes(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
-        return module(data, dimension_order="NHWC", num_ffmpeg_threads=num_threads, seek_mode="exact")
-    except Exception as error:  # both libraries raise plain RuntimeError/ValueError subclasses
-        raise VideoDecodeError(name, "unreadable", str(error)) from error
+def open_video(
+    source: VideoSource,
+    backend: str = "pyav",
+    num_threads: int = 1,
+    index_cache: KeyframeIndexCache | None = None,
+    cache_key: str | None = None,
+) -> VideoReader:
+    """Open a video with one of ``BACKENDS``. ``cache_key`` names in-memory bytes in the keyframe
+    index cache (paths are keyed by path, size and mtime automatically)."""
+    if backend == "pyav":
+        return PyAVReader(source, num_threads, index_cache, cache_key)
+    if backend == "pyav_all":
+        return DecodeAllReader(source, num_threads)
+    if backend in ("decord", "torchcodec"):
+        return _LibraryReader(source, num_threads, backend)
+    raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
 
 
 def decode_frames(
@@ -418,28 +494,44 @@ def decode_frames(
     index_cache: KeyframeIndexCache | None = None,
     cache_key: str | None = None,
 ) -> torch.Tensor:
-    """Decode the frames ``indices`` (0-based, presentation order) of a video.
+    """Frames ``indices`` (0-based, presentation order, any order, repeats allowed) of a video as
+    uint8 RGB ``(T, H, W, 3)``."""
+    return open_video(source, backend, num_threads, index_cache, cache_key).get_frames(indices)
 
-    Returns uint8 RGB ``(T, H, W, 3)`` with ``T = len(indices)``. ``cache_key`` names in-memory
-    bytes in the keyframe-index cache (paths are keyed by path, size and mtime automatically).
-    """
-    if backend == "pyav":
-        index = (index_cache or DEFAULT_INDEX_CACHE).get(source, cache_key)
-        indices = _check_indices(source, indices, index.num_frames)
-        frames = _decode_pyav(source, sorted(set(indices)), num_threads, index)
-        return _stack(source, frames, indices)
-    if backend == "pyav_all":
-        all_frames = _decode_all_pyav(source, num_threads)
-        indices = _check_indices(source, indices, len(all_frames))
-        return torch.from_numpy(np.stack([all_frames[i] for i in indices]))
-    opened = _open_backend(source, backend, num_threads)
-    try:
-        if backend == "decord":
-            indices = _check_indices(source, indices, len(opened))
-            return torch.from_numpy(opened.get_batch(indices).asnumpy())
-        indices = _check_indices(source, indices, opened.metadata.num_frames)
-        return opened.get_frames_at(indices).data
-    except (IndexError, ValueError, VideoDecodeError):
-        raise
-    except Exception as error:
-        raise VideoDecodeError(_describe(source), "decode error", str(error)) from error
+
+def video_num_frames(source: VideoSource, backend: str = "pyav", index_cache: KeyframeIndexCache | None = None) -> int:
+    """Number of frames in the first video stream, as ``backend`` counts them."""
+    return open_video(source, backend, index_cache=index_cache).num_frames
+
+
+# ---------------------------------------------------------------------------------------------
+# Rawframes: one image file per frame
+# ---------------------------------------------------------------------------------------------
+
+
+def read_rawframes(
+    frame_dir: str | os.PathLike,
+    indices: Sequence[int],
+    filename_template: str = "img_{:05d}.jpg",
+    start_index: int = 1,
+) -> torch.Tensor:
+    """Frames ``indices`` (0-based) of a directory of images named ``filename_template.format(
+    index + start_index)``, as uint8 RGB ``(T, H, W, 3)``. JPEG/PNG decoding by torchvision."""
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    frame_dir = os.fspath(frame_dir)
+    if not os.path.isdir(frame_dir):
+        raise VideoDecodeError(frame_dir, "missing file", "frame directory not found")
+    decoded: dict[int, torch.Tensor] = {}
+    for index in sorted(set(int(i) for i in indices)):
+        path = os.path.join(frame_dir, filename_template.format(index + start_index))
+        if not os.path.exists(path):
+            raise VideoDecodeError(frame_dir, "missing frame file", os.path.basename(path))
+        try:
+            decoded[index] = decode_image(read_file(path), mode=ImageReadMode.RGB).permute(1, 2, 0)  # (H, W, 3)
+        except RuntimeError as error:
+            raise VideoDecodeError(frame_dir, "decode error", f"{os.path.basename(path)}: {error}") from error
+    sizes = {tuple(frame.shape) for frame in decoded.values()}
+    if len(sizes) > 1:
+        raise VideoDecodeError(frame_dir, "decode error", f"frames differ in size: {sorted(sizes)}")
+    return torch.stack([decoded[int(i)] for i in indices])
