@@ -258,7 +258,10 @@ class XCLIP(VideoRecognizer):
         if not names:
             raise ValueError("X-CLIP needs at least one class name")
         prompts = [self.config.template.format(name) for name in names]
-        tokens = tokenize(prompts, context_length=self.clip.config.context_length)
+        tokens = tokenize(prompts, context_length=self.clip.config.context_length)  # (K, 77), zero padded
+        # Under the causal mask nothing after the last end-of-text token reaches any end-of-text
+        # feature, so the padding columns beyond it are not encoded (the result is the same).
+        tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]  # (K, L)
         super().set_class_names(names)
         self.text_tokens = tokens
         self._text_cache = None
