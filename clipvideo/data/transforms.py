@@ -99,7 +99,7 @@ def build_train_transform(
     flip: bool = True,
     color_jitter: float = 0.0,
     grayscale: float = 0.0,
-    randaugment: tuple[int, int] | None = None,
+    randaugment: bool | tuple[int, int] | None = None,
     mean: Sequence[float] = CLIP_MEAN,
     std: Sequence[float] = CLIP_STD,
 ) -> v2.Compose:
@@ -113,7 +113,8 @@ def build_train_transform(
     ``resize_short_side`` resizes first (256 for Text4Vis/AIM, ``int(256 / 224 * size)`` for X-CLIP).
     ``flip``: horizontal flip with p=0.5; turn it off where left/right matters (SSv2).
     ``color_jitter``/``grayscale``: probabilities of ColorJitter(0.4, 0.4, 0.2, 0.1) and of grayscale.
-    ``randaugment=(num_ops, magnitude)`` with magnitude on the 0-10 scale of timm and MMAction2.
+    ``randaugment=(num_ops, magnitude)`` with magnitude on the 0-10 scale of timm and MMAction2;
+    ``True`` means (4, 7), the setting of EVL and of AIM on SSv2.
     """
     if multiscale_crop and short_side_jitter is not None:
         raise ValueError("choose one of multiscale_crop and short_side_jitter")
@@ -133,7 +134,9 @@ def build_train_transform(
         steps.append(v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=color_jitter))
     if grayscale > 0:
         steps.append(v2.RandomGrayscale(p=grayscale))
-    if randaugment is not None:
+    if randaugment is True:
+        randaugment = (4, 7)
+    if randaugment:
         num_ops, magnitude = randaugment
         # 11 bins make ``magnitude`` index the 0..10 scale directly
         steps.append(v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=11))
