@@ -19,6 +19,8 @@ Backends:
   benchmark's baseline.
 - ``"decord"`` and ``"torchcodec"``: used when installed (``available_backends()``).
 
+Rawframes folders (one JPEG/PNG per frame) are read with Pillow by :func:`read_rawframes`.
+
 Every failure (missing file, not a video, zero frames, truncated stream) raises
 :class:`VideoDecodeError` with the path and a short reason, which the datasets catch.
 """
@@ -516,22 +518,23 @@ def read_rawframes(
     start_index: int = 1,
 ) -> torch.Tensor:
     """Frames ``indices`` (0-based) of a directory of images named ``filename_template.format(
-    index + start_index)``, as uint8 RGB ``(T, H, W, 3)``. JPEG/PNG decoding by torchvision."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    index + start_index)``, as uint8 RGB ``(T, H, W, 3)``. Decoded with Pillow (JPEG, PNG, ...)."""
+    from PIL import Image, UnidentifiedImageError
 
     frame_dir = os.fspath(frame_dir)
     if not os.path.isdir(frame_dir):
         raise VideoDecodeError(frame_dir, "missing file", "frame directory not found")
-    decoded: dict[int, torch.Tensor] = {}
+    decoded: dict[int, np.ndarray] = {}
     for index in sorted(set(int(i) for i in indices)):
         path = os.path.join(frame_dir, filename_template.format(index + start_index))
         if not os.path.exists(path):
             raise VideoDecodeError(frame_dir, "missing frame file", os.path.basename(path))
         try:
-            decoded[index] = decode_image(read_file(path), mode=ImageReadMode.RGB).permute(1, 2, 0)  # (H, W, 3)
-        except RuntimeError as error:
+            with Image.open(path) as image:
+                decoded[index] = np.asarray(image.convert("RGB"))  # (H, W, 3)
+        except (UnidentifiedImageError, OSError) as error:
             raise VideoDecodeError(frame_dir, "decode error", f"{os.path.basename(path)}: {error}") from error
-    sizes = {tuple(frame.shape) for frame in decoded.values()}
+    sizes = {frame.shape for frame in decoded.values()}
     if len(sizes) > 1:
         raise VideoDecodeError(frame_dir, "decode error", f"frames differ in size: {sorted(sizes)}")
-    return torch.stack([decoded[int(i)] for i in indices])
+    return torch.from_numpy(np.stack([decoded[int(i)] for i in indices]))

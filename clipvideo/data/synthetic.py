@@ -263,9 +263,11 @@ def write_benchmark_video(
     fps: int = 30,
     gop: int | None = None,
     seed: int = 0,
+    bframes: int | None = None,
 ) -> None:
     """A panning multi-scale texture with moving discs and light noise (x264 defaults, CRF 23), the
-    kind of clip the decoding numbers in the docs refer to. ``size`` is (W, H)."""
+    kind of clip the decoding numbers in the docs refer to. ``size`` is (W, H). Every frame differs
+    from the others, which makes it a good reference for frame-exact decoding tests."""
     width, height = size
     rng = np.random.default_rng(seed)
     texture = _texture(rng, 2 * height, 2 * width, low=20, high=235).astype(np.int16)
@@ -284,7 +286,7 @@ def write_benchmark_video(
                 _paint_disc(image, (cx + vx * t) % width, (cy + vy * t) % height, radius, colour)
             yield image
 
-    write_video(path, frames(), fps=fps, crf=23, gop=gop)
+    write_video(path, frames(), fps=fps, crf=23, gop=gop, bframes=bframes)
 
 
 def _paint_disc(image: np.ndarray, cx: float, cy: float, radius: float, colour) -> None:
