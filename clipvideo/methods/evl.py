@@ -83,7 +83,12 @@ class TemporalCrossAttention(nn.Module):
         """q of some frames against k of their neighbours, each (B, T', H, P, d) -> (B, T', P, C)."""
         attn = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, T', H, P, P)
         attn = attn.softmax(dim=-1).mean(dim=2)  # (B, T', P, P), heads averaged
-        return torch.einsum("btqk,qkc->btqc", attn, table[self.index])  # table[index]: (P, P, C)
+        # A query patch sees each displacement at most once, so its attention over key patches is
+        # an attention over displacements: scatter it there, then one matmul with the table. Same
+        # sum as gathering table[index] (P, P, C), without materialising that table per layer.
+        index = self.index.expand(attn.shape)
+        attn = attn.new_zeros(*attn.shape[:-1], table.shape[0]).scatter_(-1, index, attn)  # (B, T', P, R)
+        return attn @ table.to(attn.dtype)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Backbone q, k (B, T, H, L, d) in fp32 -> (B, T, L, C)."""
