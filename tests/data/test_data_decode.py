@@ -173,7 +173,7 @@ def test_rawframes(rawframes):
 
     frames = read_rawframes(rawframes / "a", [0, 19, 4, 4])
     assert frames.shape == (4, 48, 64, 3) and frames.dtype == torch.uint8
-    expected = torch.from_numpy(np.asarray(Image.open(rawframes / "a" / "img_00020.jpg").convert("RGB")))
+    expected = torch.from_numpy(np.array(Image.open(rawframes / "a" / "img_00020.jpg").convert("RGB")))
     assert torch.equal(frames[1], expected)
     assert torch.equal(frames[2], frames[3])
     # start_index=0 shifts the file numbering: frame 0 would be img_00000.jpg, which does not exist

@@ -1,0 +1,176 @@
+"""Clip transforms (same parameters for every frame) and the Mixup/CutMix collate."""
+
+import pytest
+import torch
+import torchvision.transforms.v2 as v2
+
+from clipvideo.data import (
+    CLIP_MEAN,
+    CLIP_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MultiScaleCrop,
+    NormalizeClip,
+    build_test_transform,
+    build_train_transform,
+    mixup_cutmix_collate,
+    smooth_one_hot,
+    soft_target_cross_entropy,
+)
+
+
+def still_clip(num_frames=4, height=60, width=80) -> torch.Tensor:
+    """(T, 3, H, W) uint8: the same structured image in every frame."""
+    torch.manual_seed(1)
+    image = torch.randint(0, 256, (3, height // 4, width // 4), dtype=torch.uint8)
+    image = torch.nn.functional.interpolate(image[None].float(), size=(height, width), mode="bilinear")[0]
+    return image.round().to(torch.uint8).expand(num_frames, 3, height, width).clone()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"multiscale_crop": True, "resize_short_side": 56},
+        {"short_side_jitter": (40, 56)},
+        {"color_jitter": 1.0, "grayscale": 0.5, "randaugment": (4, 7)},
+        {"randaugment": True, "flip": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+    ],
+)
+def test_train_transform_treats_all_frames_alike(options):
+    transform = build_train_transform(size=32, **options)
+    clip = still_clip()
+    outputs = [transform(clip) for _ in range(10)]
+    for out in outputs:
+        assert out.shape == (4, 3, 32, 32) and out.dtype == torch.float32 and out.is_contiguous()
+        # identical input frames stay identical: one set of random parameters per clip
+        assert all(torch.equal(out[0], out[t]) for t in range(1, 4))
+    # ... and the parameters do change between calls
+    assert any(not torch.equal(outputs[0], out) for out in outputs[1:])
+
+
+def test_channels_last_input_from_the_decoder_gives_the_same_result():
+    clip = still_clip()
+    as_decoded = clip.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # (T, H, W, 3) memory
+    transform = build_test_transform(size=32, short_side=40)
+    assert torch.allclose(transform(clip), transform(as_decoded))
+
+
+def test_flip_switch():
+    clip = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).remainder(256).to(torch.uint8).view(2, 3, 8, 8)
+    # a crop covering the whole frame (scale 1, aspect W/H) leaves flipping as the only change
+    no_flip = build_train_transform(size=8, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False)
+    flip = build_train_transform(size=8, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=True)
+    plain = NormalizeClip(CLIP_MEAN, CLIP_STD)(clip)
+    assert all(torch.allclose(no_flip(clip), plain) for _ in range(20))
+    outcomes = {torch.allclose(flip(clip), plain) for _ in range(40)}
+    assert outcomes == {True, False}
+    torch.manual_seed(0)
+    flipped = [out for out in (flip(clip) for _ in range(40)) if not torch.allclose(out, plain)][0]
+    assert torch.allclose(flipped, plain.flip(-1))
+
+
+def test_normalize_clip_equals_todtype_plus_normalize():
+    clip = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
+    reference = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(CLIP_MEAN), list(CLIP_STD))])
+    assert torch.allclose(NormalizeClip(CLIP_MEAN, CLIP_STD)(clip), reference(clip), atol=1e-6)
+    with pytest.raises(TypeError):
+        NormalizeClip(CLIP_MEAN, CLIP_STD)(clip.float())
+
+
+def test_multiscale_crop_uses_fixed_sizes_and_positions():
+    crop = MultiScaleCrop(size=32)
+    image = torch.zeros(1, 3, 64, 96, dtype=torch.uint8)
+    lengths = [64, 56, 48, 42]  # int(64 * s) for s in (1, .875, .75, .66)
+    seen_sizes, seen_positions = set(), set()
+    for _ in range(400):
+        params = crop.make_params([image])
+        height, width = params["height"], params["width"]
+        assert height in lengths and width in lengths
+        assert abs(lengths.index(height) - lengths.index(width)) <= 1
+        step_x, step_y = (96 - width) // 4, (64 - height) // 4
+        corners = {(0, 0), (4 * step_x, 0), (0, 4 * step_y), (4 * step_x, 4 * step_y), (2 * step_x, 2 * step_y)}
+        assert (params["left"], params["top"]) in corners
+        seen_sizes.add((width, height))
+        seen_positions.add((params["left"] == 0, params["top"] == 0))
+    assert len(seen_sizes) == 10 and len(seen_positions) == 4
+    assert crop(image).shape == (1, 3, 32, 32)
+
+
+def test_test_transform_center_and_three_crops():
+    clip = torch.arange(40 * 100).remainder(251).to(torch.uint8).view(1, 1, 40, 100).expand(2, 3, 40, 100).clone()
+    normalize = NormalizeClip(CLIP_MEAN, CLIP_STD)
+    center = build_test_transform(size=40, short_side=40)(clip)
+    assert center.shape == (2, 3, 40, 40) and torch.allclose(center, normalize(clip[..., 30:70]))
+    three = build_test_transform(size=40, crop="three")(clip)
+    assert three.shape == (3, 2, 3, 40, 40)
+    for crop, left in zip(three, (0, 30, 60)):  # left, centre, right
+        assert torch.allclose(crop, normalize(clip[..., left:left + 40]))
+    portrait = clip.transpose(-1, -2)  # (.., 100, 40): crops go top, centre, bottom
+    three = build_test_transform(size=40, crop="three")(portrait)
+    for crop, top in zip(three, (0, 30, 60)):
+        assert torch.allclose(crop, normalize(portrait[..., top:top + 40, :]))
+    # short side resized first: 40x100 -> 20x50 then centre 20
+    assert build_test_transform(size=20, short_side=20)(clip).shape == (2, 3, 20, 20)
+    with pytest.raises(ValueError):
+        build_test_transform(size=40, short_side=30)
+    with pytest.raises(ValueError):
+        build_test_transform(crop="five")
+
+
+def test_label_smoothing_values():
+    targets = smooth_one_hot(torch.tensor([2, 0]), num_classes=4, smoothing=0.1)
+    assert torch.allclose(targets[0], torch.tensor([0.025, 0.025, 0.925, 0.025]))
+    assert torch.allclose(targets.sum(1), torch.ones(2))
+
+
+def batch_of(num=4, num_classes=5):
+    """Sample i is a clip filled with the value i (every frame alike)."""
+    return [(torch.full((3, 3, 16, 16), float(i)), i % num_classes, 100 + i) for i in range(num)]
+
+
+def test_collate_without_mixing_is_stack_plus_smoothing():
+    collate = mixup_cutmix_collate(5, prob=0.0, label_smoothing=0.2)
+    clips, targets, indices = collate(batch_of())
+    assert clips.shape == (4, 3, 3, 16, 16) and indices.tolist() == [100, 101, 102, 103]
+    assert torch.equal(clips[:, 0, 0, 0, 0], torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    assert torch.allclose(targets, smooth_one_hot(torch.tensor([0, 1, 2, 3]), 5, 0.2))
+
+
+def test_mixup_blends_clips_and_targets_with_the_same_lambda():
+    collate = mixup_cutmix_collate(5, mixup_alpha=0.8, cutmix_alpha=0.0, label_smoothing=0.0)
+    clips, targets, _ = collate(batch_of())
+    lam = 1 - float(clips[0, 0, 0, 0, 0]) / 3  # sample 0 (value 0) mixed with sample 3 (value 3)
+    assert torch.allclose(clips[0], torch.full_like(clips[0], 3 * (1 - lam)))
+    assert torch.allclose(targets[0], torch.tensor([lam, 0, 0, 1 - lam, 0]), atol=1e-6)
+    assert torch.allclose(targets.sum(1), torch.ones(4))
+
+
+def test_cutmix_pastes_one_box_in_every_frame_and_matches_the_target():
+    collate = mixup_cutmix_collate(5, mixup_alpha=0.0, cutmix_alpha=1.0, label_smoothing=0.0)
+    for _ in range(10):
+        clips, targets, _ = collate(batch_of())
+        pasted = clips[0] == 3.0  # sample 0 receives pixels of sample 3
+        assert all(torch.equal(pasted[0], pasted[t]) for t in range(3))  # same box in every frame
+        fraction = pasted[0, 0].float().mean()
+        assert torch.allclose(targets[0, 3], fraction, atol=1e-6)
+        assert torch.allclose(targets[0, 0], 1 - fraction, atol=1e-6)
+
+
+def test_multi_hot_targets_are_mixed_without_smoothing():
+    collate = mixup_cutmix_collate(4, prob=0.0, label_smoothing=0.1)
+    batch = [(torch.zeros(2, 3, 4, 4), torch.tensor([1.0, 0, 1, 0]), 0), (torch.zeros(2, 3, 4, 4), torch.tensor([0, 1.0, 0, 0]), 1)]
+    _, targets, _ = collate(batch)
+    assert torch.equal(targets, torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 0]]))
+
+
+def test_soft_target_cross_entropy_equals_cross_entropy_for_one_hot():
+    logits = torch.randn(6, 5)
+    labels = torch.randint(0, 5, (6,))
+    one_hot = smooth_one_hot(labels, 5, 0.0)
+    assert torch.allclose(soft_target_cross_entropy(logits, one_hot), torch.nn.functional.cross_entropy(logits, labels))
+
+
+def test_collate_needs_an_alpha():
+    with pytest.raises(ValueError):
+        mixup_cutmix_collate(5, mixup_alpha=0.0, cutmix_alpha=0.0)
