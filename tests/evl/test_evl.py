@@ -394,3 +394,15 @@ def clip_config_with(width: int):
     from clipvideo.clip import get_architecture
 
     return get_architecture("tiny", vision_width=width, vision_heads=2)
+
+
+def test_convert_cli_writes_a_native_checkpoint_that_clipvideo_load_uses(fixture, files, tmp_path):
+    from clipvideo.cli import main
+
+    destination = tmp_path / "evl_native.pt"
+    assert main(["convert", "evl", str(files["main"]), str(destination), "--backbone", str(files["clip"]),
+                 "--set", "heads=2", "decoder_heads=4", "--classes", "a,b,c,d,e"]) == 0
+    model = clipvideo.load(destination)  # no CLIP file needed any more
+    assert model.class_names == ["a", "b", "c", "d", "e"] and not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(model(video_of(fixture)), fixture["logits_fp32"], atol=1e-5, rtol=0)
