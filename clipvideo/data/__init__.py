@@ -13,14 +13,11 @@ from .annotations import (
     read_video_list,
 )
 from .datasets import BAD_REASONS, DummyVideoDataset, MultiViewTestDataset, VideoClipDataset
-from .decode import (
+from .decode import KeyframeIndex, KeyframeIndexCache, VideoDecodeError, build_keyframe_index
+from .readers import (
     BACKENDS,
-    KeyframeIndex,
-    KeyframeIndexCache,
-    VideoDecodeError,
     VideoReader,
     available_backends,
-    build_keyframe_index,
     decode_frames,
     open_video,
     read_rawframes,

@@ -27,7 +27,8 @@ from typing import Callable
 import torch
 
 from .annotations import TarIndex, VideoRecord, read_video_list
-from .decode import KeyframeIndexCache, VideoDecodeError, open_video, read_rawframes
+from .decode import KeyframeIndexCache, VideoDecodeError
+from .readers import open_video, read_rawframes
 from .sampling import FrameSampler
 from .transforms import build_test_transform, build_train_transform
 

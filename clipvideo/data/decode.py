@@ -1,25 +1,17 @@
-"""Decode exactly the frames a clip needs.
+"""The PyAV keyframe-index decoder: decode exactly the frames a clip needs.
 
-Frame-index convention (every backend): frame ``i`` is the ``i``-th frame of the first video stream
-in presentation order, counting from 0, with no fps resampling. ``decode_frames`` returns a
-``uint8`` tensor ``(T, H, W, 3)`` in RGB, one row per requested index, in the order requested
-(indices may repeat and need not be sorted).
+Frame-index convention (every backend, see also :mod:`clipvideo.data.readers`): frame ``i`` is
+the ``i``-th frame of the first video stream in presentation order, counting from 0, with no fps
+resampling.
 
-Backends:
-
-- ``"pyav"`` (default): the keyframe-index decoder below. Per video we demux the packets once,
-  without decoding, to learn every frame's timestamp and which frames are keyframes
-  (:class:`KeyframeIndex`, cached per process and optionally on disk). A clip then seeks to the
-  last keyframe at or before each needed frame, decodes forward and stops after the last needed
-  frame. It seeks again whenever a keyframe lies between the current position and the next
-  needed frame, so sparse (TSN) clips skip the gaps. Only wanted frames are converted to RGB,
-  non-reference frames that are not wanted are not decoded at all, and frames are matched by
-  timestamp, so the result equals decoding every frame and indexing (tested).
-- ``"pyav_all"``: decode every frame, then index (what EVL does). The reference for tests and the
-  benchmark's baseline.
-- ``"decord"`` and ``"torchcodec"``: used when installed (``available_backends()``).
-
-Rawframes folders (one JPEG/PNG per frame) are read with Pillow by :func:`read_rawframes`.
+Per video we demux the packets once, without decoding, to learn every frame's timestamp and
+which frames are keyframes (:class:`KeyframeIndex`, cached per process and optionally on disk).
+A clip then seeks to the last keyframe at or before each needed frame, decodes forward and stops
+after the last needed frame. It seeks again whenever a keyframe lies between the current position
+and the next needed frame, so sparse (TSN) clips skip the gaps. Only wanted frames are converted
+to RGB, non-reference frames that are not wanted are not decoded at all, and frames are matched
+by timestamp, so the result equals decoding every frame and indexing (tested). Anything the index
+did not predict (a seek that lands late, missing timestamps) falls back to decoding from the start.
 
 Every failure (missing file, not a video, zero frames, truncated stream) raises
 :class:`VideoDecodeError` with the path and a short reason, which the datasets catch.
@@ -35,7 +27,7 @@ import os
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Union
 
 import av
 import numpy as np
@@ -44,9 +36,6 @@ from av.video.reformatter import VideoReformatter
 
 # A video is a filesystem path or the bytes of a file (e.g. a member of an uncompressed tar).
 VideoSource = Union[str, os.PathLike, bytes]
-
-BACKENDS = ("pyav", "pyav_all", "decord", "torchcodec")
-
 
 class VideoDecodeError(RuntimeError):
     """A video could not be decoded. ``reason`` is a short category used in bad-video reports."""
@@ -337,204 +326,3 @@ def _decode_all_pyav(source: VideoSource, num_threads: int) -> list[np.ndarray]:
         raise VideoDecodeError(_describe(source), "decode error", str(error)) from error
     finally:
         container.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# Readers: open once, ask for the frame count, then decode the chosen frames
-# ---------------------------------------------------------------------------------------------
-
-
-def _check_indices(name: str, indices: Sequence[int], num_frames: int) -> list[int]:
-    indices = [int(i) for i in indices]
-    if not indices:
-        raise ValueError("no frame indices requested")
-    bad = [i for i in indices if not 0 <= i < num_frames]
-    if bad:
-        raise IndexError(f"{name}: frame indices {bad[:5]} outside [0, {num_frames})")
-    return indices
-
-
-class VideoReader:
-    """One video, opened for one clip: ``num_frames`` then ``get_frames(indices)`` ->
-    uint8 RGB ``(T, H, W, 3)``. Use :func:`open_video` to make one."""
-
-    def __init__(self, source: VideoSource, num_threads: int = 1):
-        self.source = source
-        self.name = _describe(source)
-        self.num_threads = num_threads
-
-    @property
-    def num_frames(self) -> int:
-        raise NotImplementedError
-
-    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class PyAVReader(VideoReader):
-    """The keyframe-index decoder (module docstring)."""
-
-    def __init__(self, source, num_threads=1, index_cache=None, cache_key=None):
-        super().__init__(source, num_threads)
-        self.index = (index_cache or DEFAULT_INDEX_CACHE).get(source, cache_key)
-
-    @property
-    def num_frames(self) -> int:
-        return self.index.num_frames
-
-    def get_frames(self, indices):
-        indices = _check_indices(self.name, indices, self.num_frames)
-        frames = _decode_pyav(self.source, sorted(set(indices)), self.num_threads, self.index)
-        missing = sorted({i for i in indices if i not in frames})
-        if missing:
-            raise VideoDecodeError(self.name, "truncated", f"frames {missing[:5]} could not be decoded")
-        return torch.from_numpy(np.stack([frames[i] for i in indices]))
-
-
-class DecodeAllReader(VideoReader):
-    """Decode and convert every frame, then index: EVL's loader, our reference."""
-
-    def __init__(self, source, num_threads=1):
-        super().__init__(source, num_threads)
-        self.frames = _decode_all_pyav(source, num_threads)
-        if not self.frames:
-            raise VideoDecodeError(self.name, "zero frames")
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.frames)
-
-    def get_frames(self, indices):
-        indices = _check_indices(self.name, indices, self.num_frames)
-        return torch.from_numpy(np.stack([self.frames[i] for i in indices]))
-
-
-class _LibraryReader(VideoReader):
-    """decord or torchcodec; their errors are turned into VideoDecodeError."""
-
-    def __init__(self, source, num_threads=1, backend="decord"):
-        super().__init__(source, num_threads)
-        if not isinstance(source, (bytes, bytearray)) and not os.path.exists(source):
-            raise VideoDecodeError(self.name, "missing file")
-        self.backend = backend
-        module = _import_backend(backend)
-        try:
-            if backend == "decord":
-                src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
-                self._reader = module.VideoReader(src, ctx=module.cpu(0), num_threads=num_threads)
-                self._num_frames = len(self._reader)
-            else:
-                data = bytes(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
-                self._reader = module(data, dimension_order="NHWC", num_ffmpeg_threads=num_threads, seek_mode="exact")
-                self._num_frames = self._reader.metadata.num_frames
-        except Exception as error:  # both libraries raise assorted RuntimeError/ValueError types
-            raise VideoDecodeError(self.name, "unreadable", str(error)) from error
-        if not self._num_frames:
-            raise VideoDecodeError(self.name, "zero frames")
-
-    @property
-    def num_frames(self) -> int:
-        return self._num_frames
-
-    def get_frames(self, indices):
-        indices = _check_indices(self.name, indices, self.num_frames)
-        try:
-            if self.backend == "decord":
-                return torch.from_numpy(self._reader.get_batch(indices).asnumpy())
-            return self._reader.get_frames_at(indices).data
-        except Exception as error:
-            raise VideoDecodeError(self.name, "decode error", str(error)) from error
-
-
-def _import_backend(name: str):
-    if name == "decord":
-        import decord
-
-        return decord
-    if name == "torchcodec":
-        from torchcodec.decoders import VideoDecoder
-
-        return VideoDecoder
-    raise ValueError(f"unknown backend {name!r}; choose from {BACKENDS}")
-
-
-def available_backends() -> list[str]:
-    """The backends usable here: ``pyav`` and ``pyav_all`` always, decord/torchcodec if installed."""
-    names = ["pyav", "pyav_all"]
-    for name in ("decord", "torchcodec"):
-        try:
-            _import_backend(name)
-            names.append(name)
-        except (ImportError, RuntimeError, OSError):  # torchcodec fails at import without FFmpeg libs
-            pass
-    return names
-
-
-def open_video(
-    source: VideoSource,
-    backend: str = "pyav",
-    num_threads: int = 1,
-    index_cache: KeyframeIndexCache | None = None,
-    cache_key: str | None = None,
-) -> VideoReader:
-    """Open a video with one of ``BACKENDS``. ``cache_key`` names in-memory bytes in the keyframe
-    index cache (paths are keyed by path, size and mtime automatically)."""
-    if backend == "pyav":
-        return PyAVReader(source, num_threads, index_cache, cache_key)
-    if backend == "pyav_all":
-        return DecodeAllReader(source, num_threads)
-    if backend in ("decord", "torchcodec"):
-        return _LibraryReader(source, num_threads, backend)
-    raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
-
-
-def decode_frames(
-    source: VideoSource,
-    indices: Sequence[int],
-    backend: str = "pyav",
-    num_threads: int = 1,
-    index_cache: KeyframeIndexCache | None = None,
-    cache_key: str | None = None,
-) -> torch.Tensor:
-    """Frames ``indices`` (0-based, presentation order, any order, repeats allowed) of a video as
-    uint8 RGB ``(T, H, W, 3)``."""
-    return open_video(source, backend, num_threads, index_cache, cache_key).get_frames(indices)
-
-
-def video_num_frames(source: VideoSource, backend: str = "pyav", index_cache: KeyframeIndexCache | None = None) -> int:
-    """Number of frames in the first video stream, as ``backend`` counts them."""
-    return open_video(source, backend, index_cache=index_cache).num_frames
-
-
-# ---------------------------------------------------------------------------------------------
-# Rawframes: one image file per frame
-# ---------------------------------------------------------------------------------------------
-
-
-def read_rawframes(
-    frame_dir: str | os.PathLike,
-    indices: Sequence[int],
-    filename_template: str = "img_{:05d}.jpg",
-    start_index: int = 1,
-) -> torch.Tensor:
-    """Frames ``indices`` (0-based) of a directory of images named ``filename_template.format(
-    index + start_index)``, as uint8 RGB ``(T, H, W, 3)``. Decoded with Pillow (JPEG, PNG, ...)."""
-    from PIL import Image, UnidentifiedImageError
-
-    frame_dir = os.fspath(frame_dir)
-    if not os.path.isdir(frame_dir):
-        raise VideoDecodeError(frame_dir, "missing file", "frame directory not found")
-    decoded: dict[int, np.ndarray] = {}
-    for index in sorted(set(int(i) for i in indices)):
-        path = os.path.join(frame_dir, filename_template.format(index + start_index))
-        if not os.path.exists(path):
-            raise VideoDecodeError(frame_dir, "missing frame file", os.path.basename(path))
-        try:
-            with Image.open(path) as image:
-                decoded[index] = np.asarray(image.convert("RGB"))  # (H, W, 3)
-        except (UnidentifiedImageError, OSError) as error:
-            raise VideoDecodeError(frame_dir, "decode error", f"{os.path.basename(path)}: {error}") from error
-    sizes = {frame.shape for frame in decoded.values()}
-    if len(sizes) > 1:
-        raise VideoDecodeError(frame_dir, "decode error", f"frames differ in size: {sorted(sizes)}")
-    return torch.from_numpy(np.stack([decoded[int(i)] for i in indices]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -20,6 +21,7 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from av.video.reformatter import VideoReformatter
 
 # name -> how it is rendered. A class whose name is in TEMPORAL_PAIRS as the second member is the
 # first member's process played backwards.
@@ -86,17 +88,22 @@ def write_video(
         options["preset"] = preset
     container_options = {"movflags": "+faststart"} if faststart else {}
     container = av.open(os.fspath(path), mode="w", format="mp4", options=container_options)
+    to_yuv = VideoReformatter()
     try:
         stream = None
-        for frame in frames:
+        for number, frame in enumerate(frames):
             if stream is None:
                 height, width = frame.shape[:2]
                 if width % 2 or height % 2:
                     raise ValueError(f"yuv420p needs even frame sizes, got {width}x{height}")
                 stream = container.add_stream("libx264", rate=fps, options=options)
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                stream.codec_context.thread_count = 1
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                stream.codec_context.thread_count = 1  # many small videos: threads would only add overhead
+            yuv = to_yuv.reformat(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24"),
+                                  format="yuv420p", threads=1)
+            yuv.pts = number  # in the stream's 1/fps time base
+            yuv.time_base = Fraction(1, fps)
+            for packet in stream.encode(yuv):
                 container.mux(packet)
         if stream is not None:
             for packet in stream.encode():
@@ -213,8 +220,9 @@ def make_motion_dataset(
     and the videos under ``root/videos/<class>/``.
 
     ``num_videos_per_class`` training videos per class and ``num_val_per_class`` validation
-    videos (default: a quarter as many, at least 1). ``size`` is (W, H), both even. Each video
-    depends only on (seed, class, number). About 20 ms per 24-frame 96x96 video on one core.
+    videos (default: a quarter as many, at least 1). ``size`` is (W, H), both even. The frames
+    of each video depend only on (seed, class, number); x264 occasionally encodes identical input
+    a little differently from run to run. About 20 ms per 24-frame 96x96 video on one core.
     """
     root = os.fspath(root)
     width, height = size

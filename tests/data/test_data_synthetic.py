@@ -39,6 +39,7 @@ def test_pair_classes_differ_only_in_frame_order(forward, backward):
     b = render_motion_clip(backward, 12, 64, 48, np.random.default_rng(3))
     assert np.array_equal(a, b[::-1])
     assert not np.array_equal(a[0], a[-1])  # there is motion to see
+    assert np.array_equal(a, render_motion_clip(forward, 12, 64, 48, np.random.default_rng(3)))  # deterministic
 
 
 def test_motion_directions():
@@ -64,10 +65,13 @@ def test_generation_is_deterministic_and_subsettable(tmp_path):
                             size=(32, 32), classes=["moving left", "moving right", "still green circle"], seed=4)
     assert a.class_names == ["moving left", "moving right", "still green circle"]
     assert a.temporal_pairs == [(1, 0)] and a.static_classes == [2]
+    assert Path(a.train_list).read_text() == Path(b.train_list).read_text()
     for record in read_video_list(a.train_list):
-        frames_a = decode_frames(Path(a.root) / record.path, list(range(8)))
-        frames_b = decode_frames(Path(b.root) / record.path, list(range(8)))
-        assert (frames_a == frames_b).all()
+        frames_a = decode_frames(Path(a.root) / record.path, list(range(8))).float()
+        frames_b = decode_frames(Path(b.root) / record.path, list(range(8))).float()
+        # the rendered frames are identical (see the pair test); x264 itself occasionally encodes
+        # the same input slightly differently, so compare the decoded pictures with a tolerance
+        assert (frames_a - frames_b).abs().mean() < 2.0
 
 
 def test_bad_arguments(tmp_path):
