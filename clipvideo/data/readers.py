@@ -147,6 +147,11 @@ def _import_backend(name: str):
     if name == "torchcodec":
         from torchcodec.decoders import VideoDecoder
 
+        try:  # torchcodec imports without FFmpeg's libraries and fails only when decoding; ask early
+            from torchcodec._internally_replaced_utils import load_core_libraries
+        except ImportError:
+            return VideoDecoder
+        load_core_libraries()  # RuntimeError when FFmpeg is missing
         return VideoDecoder
     raise ValueError(f"unknown backend {name!r}; choose from {BACKENDS}")
 

@@ -22,6 +22,14 @@ from clipvideo.data import (
     video_num_frames,
 )
 
+def require_backend(name):
+    """Skip when the optional decoder is not importable (or, for torchcodec, when it imports but
+    finds no FFmpeg libraries to decode with)."""
+    pytest.importorskip(name)
+    if name not in available_backends():
+        pytest.skip(f"{name} is installed but cannot load its FFmpeg libraries")
+
+
 
 def identity(clip):
     return clip
@@ -247,9 +255,7 @@ def test_index_cache_directory(motion, tmp_path):
 
 @pytest.mark.parametrize("backend", ["decord", "torchcodec"])
 def test_optional_backend_datasets_match_pyav(motion, backend):
-    pytest.importorskip(backend)
-    if backend not in available_backends():
-        pytest.skip(f"{backend} cannot load here")
+    require_backend(backend)
     options = dict(num_frames=4, num_clips=2, size=32, sampling="dense", frame_stride=3)
     ours = MultiViewTestDataset(motion.val_list, motion.root, **options)
     theirs = MultiViewTestDataset(motion.val_list, motion.root, backend=backend, **options)

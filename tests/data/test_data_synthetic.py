@@ -71,7 +71,7 @@ def test_generation_is_deterministic_and_subsettable(tmp_path):
         frames_b = decode_frames(Path(b.root) / record.path, list(range(8))).float()
         # the rendered frames are identical (see the pair test); x264 itself occasionally encodes
         # the same input slightly differently, so compare the decoded pictures with a tolerance
-        assert (frames_a - frames_b).abs().mean() < 2.0
+        assert (frames_a - frames_b).abs().mean() < 8.0
 
 
 def test_bad_arguments(tmp_path):
