@@ -46,12 +46,13 @@ class VideoDecodeError(RuntimeError):
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
 
 
-def _describe(source: VideoSource) -> str:
+def source_name(source: VideoSource) -> str:
+    """The path, or ``<N bytes>`` for in-memory data, for messages."""
     return f"<{len(source)} bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
 
 
 def _open_container(source: VideoSource) -> av.container.InputContainer:
-    name = _describe(source)
+    name = source_name(source)
     if not isinstance(source, (bytes, bytearray)) and not os.path.exists(source):
         raise VideoDecodeError(name, "missing file")
     try:
@@ -124,11 +125,11 @@ def build_keyframe_index(source: VideoSource) -> KeyframeIndex:
         except (av.FFmpegError, OSError) as error:
             # A damaged tail: keep what was demuxed; decoding will report missing frames if needed.
             if num_packets == 0:
-                raise VideoDecodeError(_describe(source), "unreadable", str(error)) from error
+                raise VideoDecodeError(source_name(source), "unreadable", str(error)) from error
     finally:
         container.close()
     if num_packets == 0:
-        raise VideoDecodeError(_describe(source), "zero frames")
+        raise VideoDecodeError(source_name(source), "zero frames")
     frame_pts = np.sort(np.asarray(pts, dtype=np.int64))
     if missing_pts or len(np.unique(frame_pts)) != len(frame_pts):
         return KeyframeIndex(num_packets, np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -294,7 +295,9 @@ def _decode_sequential(container, stream, wanted: list[int]) -> tuple[dict, int]
     return out, count
 
 
-def _decode_pyav(source: VideoSource, wanted: list[int], num_threads: int, index: KeyframeIndex) -> dict:
+def decode_with_keyframe_index(source: VideoSource, wanted: list[int], num_threads: int, index: KeyframeIndex) -> dict:
+    """Decode the sorted unique frame indices ``wanted``; {frame index: (H, W, 3) uint8 array}.
+    Frames the stream does not deliver are absent from the result."""
     container = _open_container(source)
     try:
         stream = container.streams.video[0]
@@ -310,19 +313,19 @@ def _decode_pyav(source: VideoSource, wanted: list[int], num_threads: int, index
         out, _ = _decode_sequential(container, stream, wanted)
         return out
     except (av.FFmpegError, OSError) as error:
-        raise VideoDecodeError(_describe(source), "decode error", str(error)) from error
+        raise VideoDecodeError(source_name(source), "decode error", str(error)) from error
     finally:
         container.close()
 
 
-def _decode_all_pyav(source: VideoSource, num_threads: int) -> list[np.ndarray]:
-    """Every frame as RGB, the EVL way: decode all, convert all."""
+def decode_every_frame(source: VideoSource, num_threads: int) -> list[np.ndarray]:
+    """Every frame as an RGB (H, W, 3) array, the EVL way: decode all, convert all."""
     container = _open_container(source)
     try:
         stream = container.streams.video[0]
         _configure(stream, num_threads)
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
     except (av.FFmpegError, OSError) as error:
-        raise VideoDecodeError(_describe(source), "decode error", str(error)) from error
+        raise VideoDecodeError(source_name(source), "decode error", str(error)) from error
     finally:
         container.close()

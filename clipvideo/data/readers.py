@@ -29,9 +29,9 @@ from .decode import (
     KeyframeIndexCache,
     VideoDecodeError,
     VideoSource,
-    _decode_all_pyav,
-    _decode_pyav,
-    _describe,
+    decode_every_frame,
+    decode_with_keyframe_index,
+    source_name,
 )
 
 BACKENDS = ("pyav", "pyav_all", "decord", "torchcodec")
@@ -53,7 +53,7 @@ class VideoReader:
 
     def __init__(self, source: VideoSource, num_threads: int = 1):
         self.source = source
-        self.name = _describe(source)
+        self.name = source_name(source)
         self.num_threads = num_threads
 
     @property
@@ -77,7 +77,7 @@ class PyAVReader(VideoReader):
 
     def get_frames(self, indices):
         indices = _check_indices(self.name, indices, self.num_frames)
-        frames = _decode_pyav(self.source, sorted(set(indices)), self.num_threads, self.index)
+        frames = decode_with_keyframe_index(self.source, sorted(set(indices)), self.num_threads, self.index)
         missing = sorted({i for i in indices if i not in frames})
         if missing:
             raise VideoDecodeError(self.name, "truncated", f"frames {missing[:5]} could not be decoded")
@@ -89,7 +89,7 @@ class DecodeAllReader(VideoReader):
 
     def __init__(self, source, num_threads=1):
         super().__init__(source, num_threads)
-        self.frames = _decode_all_pyav(source, num_threads)
+        self.frames = decode_every_frame(source, num_threads)
         if not self.frames:
             raise VideoDecodeError(self.name, "zero frames")
 
@@ -102,39 +102,64 @@ class DecodeAllReader(VideoReader):
         return torch.from_numpy(np.stack([self.frames[i] for i in indices]))
 
 
-class _LibraryReader(VideoReader):
-    """decord or torchcodec; their errors are turned into VideoDecodeError."""
+def _check_exists(source: VideoSource, name: str) -> None:
+    if not isinstance(source, (bytes, bytearray)) and not os.path.exists(source):
+        raise VideoDecodeError(name, "missing file")
 
-    def __init__(self, source, num_threads=1, backend="decord"):
+
+class DecordReader(VideoReader):
+    """decord's ``VideoReader.get_batch`` (decord 0.6.0 or decord2); its errors become
+    VideoDecodeError."""
+
+    def __init__(self, source, num_threads=1):
         super().__init__(source, num_threads)
-        if not isinstance(source, (bytes, bytearray)) and not os.path.exists(source):
-            raise VideoDecodeError(self.name, "missing file")
-        self.backend = backend
-        module = _import_backend(backend)
+        _check_exists(source, self.name)
+        decord = _import_backend("decord")
         try:
-            if backend == "decord":
-                src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
-                self._reader = module.VideoReader(src, ctx=module.cpu(0), num_threads=num_threads)
-                self._num_frames = len(self._reader)
-            else:
-                data = bytes(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
-                self._reader = module(data, dimension_order="NHWC", num_ffmpeg_threads=num_threads, seek_mode="exact")
-                self._num_frames = self._reader.metadata.num_frames
-        except Exception as error:  # both libraries raise assorted RuntimeError/ValueError types
+            src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+            self._reader = decord.VideoReader(src, ctx=decord.cpu(0), num_threads=num_threads)
+        except Exception as error:  # decord raises its own DECORDError or RuntimeError
             raise VideoDecodeError(self.name, "unreadable", str(error)) from error
-        if not self._num_frames:
+        if len(self._reader) == 0:
             raise VideoDecodeError(self.name, "zero frames")
 
     @property
     def num_frames(self) -> int:
-        return self._num_frames
+        return len(self._reader)
 
     def get_frames(self, indices):
         indices = _check_indices(self.name, indices, self.num_frames)
         try:
-            if self.backend == "decord":
-                return torch.from_numpy(self._reader.get_batch(indices).asnumpy())
-            return self._reader.get_frames_at(indices).data
+            return torch.from_numpy(self._reader.get_batch(indices).asnumpy())
+        except Exception as error:
+            raise VideoDecodeError(self.name, "decode error", str(error)) from error
+
+
+class TorchcodecReader(VideoReader):
+    """torchcodec's ``VideoDecoder.get_frames_at`` in exact seek mode; its errors become
+    VideoDecodeError."""
+
+    def __init__(self, source, num_threads=1):
+        super().__init__(source, num_threads)
+        _check_exists(source, self.name)
+        decoder_class = _import_backend("torchcodec")
+        try:
+            data = bytes(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+            self._decoder = decoder_class(data, dimension_order="NHWC", num_ffmpeg_threads=num_threads,
+                                          seek_mode="exact")
+        except Exception as error:  # RuntimeError/ValueError from the C++ core
+            raise VideoDecodeError(self.name, "unreadable", str(error)) from error
+        if not self._decoder.metadata.num_frames:
+            raise VideoDecodeError(self.name, "zero frames")
+
+    @property
+    def num_frames(self) -> int:
+        return self._decoder.metadata.num_frames
+
+    def get_frames(self, indices):
+        indices = _check_indices(self.name, indices, self.num_frames)
+        try:
+            return self._decoder.get_frames_at(indices).data
         except Exception as error:
             raise VideoDecodeError(self.name, "decode error", str(error)) from error
 
@@ -181,8 +206,10 @@ def open_video(
         return PyAVReader(source, num_threads, index_cache, cache_key)
     if backend == "pyav_all":
         return DecodeAllReader(source, num_threads)
-    if backend in ("decord", "torchcodec"):
-        return _LibraryReader(source, num_threads, backend)
+    if backend == "decord":
+        return DecordReader(source, num_threads)
+    if backend == "torchcodec":
+        return TorchcodecReader(source, num_threads)
     raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
 
 
