@@ -32,12 +32,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from clipvideo.data import KeyframeIndexCache, available_backends, build_train_transform, open_video
-from clipvideo.data.sampling import FrameSampler
-from clipvideo.data.synthetic import write_benchmark_video
+from clipvideo.data import KeyframeIndexCache, available_backends, build_train_transform, open_video  # noqa: E402
+from clipvideo.data.sampling import FrameSampler  # noqa: E402
+from clipvideo.data.synthetic import write_benchmark_video  # noqa: E402
 
 
-def make_videos(directory: str, count: int, seconds: float, size: tuple[int, int], fps: int, gop: int | None) -> list[str]:
+def make_videos(directory: str, count: int, seconds: float, size: tuple[int, int], fps: int,
+                gop: int | None) -> list[str]:
     os.makedirs(directory, exist_ok=True)
     tag = f"{seconds:g}s_{size[0]}x{size[1]}_{fps}fps_{'g' + str(gop) if gop else 'gdefault'}"
     paths = [os.path.join(directory, f"bench_{tag}_{i:02d}.mp4") for i in range(count)]
@@ -105,8 +106,13 @@ def main() -> None:
                 previous = best.get(key, (float("inf"), float("inf")))
                 best[key] = (min(previous[0], wall), min(previous[1], cpu))
 
-    names = {"pyav_all": "(a) PyAV decode all, then index", "ours, index cached": "(b) ours, keyframe index cached",
-             "ours, index per clip": "(b) ours, index built per clip", "decord": "(c) decord", "torchcodec": "(c) torchcodec"}
+    names = {
+        "pyav_all": "(a) PyAV decode all, then index",
+        "ours, index cached": "(b) ours, keyframe index cached",
+        "ours, index per clip": "(b) ours, index built per clip",
+        "decord": "(c) decord",
+        "torchcodec": "(c) torchcodec",
+    }
     rate = {key: (args.clips / wall, args.clips / cpu) for key, (wall, cpu) in best.items()}
     header = f"{'method':34s}" + "".join(f"| {s:>10s} clips/s  per CPU-s " for s in samplers)
     print(f"\n{args.clips} clips x best of {args.repeats}, 224 crops, 1 decode thread, 1 torch thread\n")

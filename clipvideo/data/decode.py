@@ -31,11 +31,11 @@ from typing import Union
 
 import av
 import numpy as np
-import torch
 from av.video.reformatter import VideoReformatter
 
 # A video is a filesystem path or the bytes of a file (e.g. a member of an uncompressed tar).
 VideoSource = Union[str, os.PathLike, bytes]
+
 
 class VideoDecodeError(RuntimeError):
     """A video could not be decoded. ``reason`` is a short category used in bad-video reports."""

@@ -101,10 +101,13 @@ def test_text_class_names(tmp_path):
 
 
 def test_json_class_names_and_descriptions(tmp_path):
-    froster = write(tmp_path, "f.json", json.dumps(
-        {"1": "Cartwheel: A person does a cartwheel", "0": "Brush hair: A person is using a brush to style their hair"}))
+    froster = write(tmp_path, "f.json", json.dumps({
+        "1": "Cartwheel: A person does a cartwheel",
+        "0": "Brush hair: A person is using a brush to style their hair",
+    }))
     assert read_class_names(froster) == ["Brush hair", "Cartwheel"]
-    assert read_class_descriptions(froster) == ["A person is using a brush to style their hair", "A person does a cartwheel"]
+    assert read_class_descriptions(froster) == [
+        "A person is using a brush to style their hair", "A person does a cartwheel"]
     plain = write(tmp_path, "p.json", json.dumps({"0": "brush hair", "1": "cartwheel"}))
     assert read_class_names(plain) == ["brush hair", "cartwheel"] == read_class_descriptions(plain)
     name_to_index = write(tmp_path, "n.json", json.dumps({"cartwheel": 1, "brush hair": 0}))

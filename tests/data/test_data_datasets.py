@@ -22,13 +22,13 @@ from clipvideo.data import (
     video_num_frames,
 )
 
+
 def require_backend(name):
     """Skip when the optional decoder is not importable (or, for torchcodec, when it imports but
     finds no FFmpeg libraries to decode with)."""
     pytest.importorskip(name)
     if name not in available_backends():
         pytest.skip(f"{name} is installed but cannot load its FFmpeg libraries")
-
 
 
 def identity(clip):

@@ -29,7 +29,8 @@ def test_files_lists_and_class_names(motion):
 def test_description(motion):
     names = motion.class_names
     assert [(names[a], names[b]) for a, b in motion.temporal_pairs] == list(TEMPORAL_PAIRS)
-    assert [names[i] for i in motion.static_classes] == ["still red square", "still green circle", "still blue triangle"]
+    statics = [names[i] for i in motion.static_classes]
+    assert statics == ["still red square", "still green circle", "still blue triangle"]
     assert motion.num_frames == 16 and motion.size == (64, 48)
 
 

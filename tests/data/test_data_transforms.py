@@ -159,7 +159,8 @@ def test_cutmix_pastes_one_box_in_every_frame_and_matches_the_target():
 
 def test_multi_hot_targets_are_mixed_without_smoothing():
     collate = mixup_cutmix_collate(4, prob=0.0, label_smoothing=0.1)
-    batch = [(torch.zeros(2, 3, 4, 4), torch.tensor([1.0, 0, 1, 0]), 0), (torch.zeros(2, 3, 4, 4), torch.tensor([0, 1.0, 0, 0]), 1)]
+    batch = [(torch.zeros(2, 3, 4, 4), torch.tensor([1.0, 0, 1, 0]), 0),
+             (torch.zeros(2, 3, 4, 4), torch.tensor([0, 1.0, 0, 0]), 1)]
     _, targets, _ = collate(batch)
     assert torch.equal(targets, torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 0]]))
 
