@@ -222,7 +222,7 @@ def make_motion_dataset(
     ``num_videos_per_class`` training videos per class and ``num_val_per_class`` validation
     videos (default: a quarter as many, at least 1). ``size`` is (W, H), both even. The frames
     of each video depend only on (seed, class, number); x264 occasionally encodes identical input
-    a little differently from run to run. About 20 ms per 24-frame 96x96 video on one core.
+    a little differently from run to run. About 20-30 ms per 24-frame 96x96 video on one core.
     """
     root = os.fspath(root)
     width, height = size
