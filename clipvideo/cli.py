@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
     known = (ConfigError, CheckpointError, FileNotFoundError)
     try:
-        from .data import VideoDecodeError
+        from .data import AnnotationError, VideoDecodeError
 
-        known = known + (VideoDecodeError,)
+        known = known + (AnnotationError, VideoDecodeError)
     except ImportError:
         pass
     try:

@@ -35,6 +35,8 @@ class DataConfig:
     num_frames: int = 8  # T frames per clip
     sampling: str = "dense"  # "dense": T frames every frame_stride | "segment": TSN, one frame per segment
     frame_stride: int = 4  # dense sampling interval
+    out_of_bounds: str = "clamp"  # videos shorter than a dense clip: "clamp" repeats the last frame, "loop" wraps
+    index_cache_dir: str | None = None  # keep per-video keyframe indexes here (default: <output_dir>/keyframe_index)
     input_size: int = 224  # crop size fed to the model
     short_side: int = 256  # test-time resize of the short side before cropping
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random-resized-crop area range
@@ -165,15 +167,18 @@ def _coerce(value: Any, tp, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported config type {tp!r}")
 
 
-def from_dict(cls, values: dict, where: str = "config"):
-    """Build dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError."""
+def from_dict(cls, values: dict, where: str = ""):
+    """Build dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError.
+
+    `where` is the dotted path of this section, used in error messages.
+    """
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():
         if key not in hints:
-            raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, names)}")
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+            raise ConfigError(f"{where or 'top level'}: unknown key {key!r}{_suggest(key, names)}")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if where else key)
     return cls(**kwargs)
 
 
@@ -260,8 +265,11 @@ def _floats_from_strings(values: Any) -> Any:
 def build_config(values: dict, source: str = "config") -> Config:
     """Validate a plain mapping into a Config (the model section against its method)."""
     values = _floats_from_strings(values)
-    config = from_dict(Config, values, source)
-    method_config(config.method, config.model, f"{source}: model")  # validate now, fail early
+    try:
+        config = from_dict(Config, values)
+        method_config(config.method, config.model, "model")  # validate now, fail early
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
     return config
 
 

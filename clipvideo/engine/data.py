@@ -37,6 +37,8 @@ def _list_options(data: DataConfig) -> dict:
         start_index=data.start_index,
         separator=data.separator,
         tar_path=data.tar_path,
+        out_of_bounds=data.out_of_bounds,
+        index_cache_dir=data.index_cache_dir,
     )
 
 

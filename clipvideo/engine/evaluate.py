@@ -82,7 +82,7 @@ def evaluate(
     model.eval()
     rows = []
     dataset = dataset if dataset is not None else loader.dataset
-    for batch in tqdm(loader, desc="eval", disable=not progress, leave=False, dynamic_ncols=True):
+    for batch in tqdm(loader, desc="eval", disable=None if progress else True, leave=False, dynamic_ncols=True):
         views, labels, indices, valid = _unpack(batch)
         batch_size, num_views = views.shape[:2]
         with autocast(device, precision):

@@ -3,7 +3,7 @@
 A checkpoint brings its model, class names and data settings; `--backbone CLIP.pt --classes`
 gives the frozen-CLIP zero-shot baseline with your own class names, no training needed.
 Views: with segment sampling, one clip of T segments spans the video; with dense sampling,
-C clips of T frames every `frame_stride` are spread evenly so together they cover it.
+C clips of T frames every `frame_stride` are spread evenly over it (C = enough to cover it, <= 10).
 """
 
 import math
@@ -98,17 +98,16 @@ def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", p
 
 
 def clip_indices(num_frames_in_video: int, data: DataConfig, num_clips: int | None = None) -> list[list[int]]:
-    """Frame indices (0-based) of each view's clip, together covering the whole video."""
-    n, frames = num_frames_in_video, data.num_frames
-    if data.sampling == "segment":
-        clips = num_clips or 1
-        # Clip c takes, in each of the T equal segments, the point at fraction (c + 0.5) / C.
-        return [[min(n - 1, int((s + (c + 0.5) / clips) * n / frames)) for s in range(frames)] for c in range(clips)]
-    span = (frames - 1) * data.frame_stride + 1
-    clips = num_clips or max(1, min(MAX_DENSE_CLIPS, math.ceil(n / span)))
-    last_start = max(0, n - span)
-    starts = [round(last_start * c / (clips - 1)) if clips > 1 else last_start // 2 for c in range(clips)]
-    return [[min(n - 1, start + k * data.frame_stride) for k in range(frames)] for start in starts]
+    """Frame indices (0-based) of each view's clip, spread over the whole video.
+
+    Segment sampling: one clip of T segment centres spans the video. Dense sampling: enough
+    clips of span (T - 1) * stride + 1 to cover it (at most 10), evenly spaced.
+    """
+    if num_clips is None:
+        span = (data.num_frames - 1) * data.frame_stride + 1
+        num_clips = 1 if data.sampling == "segment" else max(1, min(MAX_DENSE_CLIPS, math.ceil(num_frames_in_video / span)))
+    sampler = video_data.FrameSampler(data.num_frames, data.sampling, data.frame_stride)
+    return sampler.test(num_frames_in_video, num_clips).tolist()
 
 
 @torch.no_grad()

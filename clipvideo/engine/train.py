@@ -144,7 +144,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, con
     device = dist.device
     accumulation = train.accumulation_steps
     bar = tqdm(total=bar_total, initial=state["step_in_epoch"], desc=f"epoch {state['epoch'] + 1}/{state['epochs']}",
-               disable=not dist.is_main, dynamic_ncols=True, leave=False)
+               disable=None if dist.is_main else True, dynamic_ncols=True, leave=False)
     seen, start_time, losses, correct, counted = 0, time.perf_counter(), [], 0, 0
     optimizer.zero_grad(set_to_none=True)
     for batch_index, (video, target, _) in enumerate(loader):
@@ -240,6 +240,9 @@ def fit(config: Config, resume: str | None = None) -> dict:
     np.random.seed(seed)
     torch.manual_seed(seed)
 
+    if config.data.index_cache_dir is None and not config.data.dummy:
+        # Keyframe indexes built once per video, shared by workers and epochs (data root may be read-only).
+        config.data.index_cache_dir = str(run_dir / "keyframe_index")
     class_names = read_classes(config.data)
     train_set = build_train_dataset(config.data, class_names)
     num_classes = _num_classes(config, class_names, train_set)
@@ -328,6 +331,8 @@ def fit(config: Config, resume: str | None = None) -> dict:
         seeded.epoch = epoch
         batches_done = state["step_in_epoch"] * train_cfg.accumulation_steps
         sampler.set_epoch(epoch, start=batches_done * train_cfg.batch_size)
+        if hasattr(train_set, "reset_bad_videos"):
+            train_set.reset_bad_videos()
         stats = train_one_epoch(train_model, loader, optimizer, scheduler, scaler, ema, state, config, dist,
                                 run_log, steps_per_epoch)
         _report_bad_videos(train_set, epoch)

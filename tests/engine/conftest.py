@@ -1,12 +1,7 @@
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -27,13 +22,3 @@ def tiny_clip_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("clip") / "tiny-clip.pt"
     torch.save(create_clip("tiny").state_dict(), path)
     return path
-
-
-def run_cli(*args, env=None, check=True, timeout=600):
-    """Run `python -m clipvideo ...` in a subprocess, as a user would."""
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    result = subprocess.run([sys.executable, "-m", "clipvideo", *map(str, args)], capture_output=True, text=True,
-                            env=full_env, cwd=REPO, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"clipvideo {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
