@@ -406,3 +406,18 @@ def test_convert_cli_writes_a_native_checkpoint_that_clipvideo_load_uses(fixture
     assert model.class_names == ["a", "b", "c", "d", "e"] and not model.training
     with torch.no_grad():
         torch.testing.assert_close(model(video_of(fixture)), fixture["logits_fp32"], atol=1e-5, rtol=0)
+
+
+def test_efficiency_benchmark_runs_both_settings():
+    """Smoke test of benchmarks/evl_efficiency.py at tiny size (its numbers are for people, not asserts)."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evl_efficiency", Path(__file__).parents[2] / "benchmarks" / "evl_efficiency.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    args = argparse.Namespace(arch="tiny", resolution=64, frames=4, decoder_layers=2, batch=1, steps=1, precision="fp32",
+                              threads=torch.get_num_threads())
+    frozen, finetune = (benchmark.measure(row, args) for row in ("frozen", "finetune"))
+    assert frozen["trainable_params"] < frozen["total_params"] == finetune["trainable_params"]
+    assert frozen["train_memory_mib"] >= 0 and finetune["inference_clips_per_s"] > 0
