@@ -7,7 +7,8 @@ kept for backward, it gets no gradients and no AdamW state. Fine-tuned: everythi
 
 Measured, each row in a fresh Python process so that one row's memory cannot hide another's:
   - training step time: forward + backward + AdamW step, the fastest of `--steps` steps after
-    one warm-up step (on a shared machine the fastest is the least disturbed);
+    one warm-up step (on a shared machine the fastest is the least disturbed), as wall time and
+    as the process's CPU time over all threads (less sensitive to other processes);
   - peak memory: peak resident set size of the process during those steps (VmHWM from
     /proc/self/status, reset through /proc/self/clear_refs right before the first step), minus
     the resident size just before it (weights, input and the process itself); the total peak is
@@ -90,12 +91,13 @@ def measure(row: str, args) -> dict:
 
     before = resident_kib()
     resettable = reset_peak()
-    times = []
+    times, cpu_times = [], []
     for i in range(args.steps + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         step()
         if i:  # the first step allocates the AdamW state and warms the kernels up
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     peak = peak_kib(resettable)
 
     model.eval()
@@ -112,6 +114,7 @@ def measure(row: str, args) -> dict:
         "trainable_params": trainable,
         "total_params": sum(p.numel() for p in model.parameters()),
         "step_seconds": min(times),
+        "step_cpu_seconds": min(cpu_times),
         "train_memory_mib": (peak - before) / 1024,
         "peak_rss_mib": peak / 1024,
         "inference_clips_per_s": args.batch / min(batch_times),
@@ -148,15 +151,17 @@ def main() -> None:
           f"{args.precision}, {args.threads} threads, torch {torch.__version__}; fastest of {args.steps} steps")
     print(f"memory: peak RSS during training minus RSS before it ({results[0]['memory_source']}), one process per row")
     print()
-    print("| setting | trainable params | train step (s) | train memory (MiB) | peak RSS (MiB) | inference (clips/s) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| setting | trainable params | train step (s) | train step CPU (s) | train memory (MiB) | peak RSS (MiB) "
+          "| inference (clips/s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {ROWS[r['row']]} | {r['trainable_params'] / 1e6:.1f} M of {r['total_params'] / 1e6:.1f} M | "
-              f"{r['step_seconds']:.2f} | {r['train_memory_mib']:.0f} | {r['peak_rss_mib']:.0f} | "
+              f"{r['step_seconds']:.2f} | {r['step_cpu_seconds']:.1f} | {r['train_memory_mib']:.0f} | {r['peak_rss_mib']:.0f} | "
               f"{r['inference_clips_per_s']:.2f} |")
     frozen, finetune = results
     print()
-    print(f"fine-tuning / EVL: {finetune['step_seconds'] / frozen['step_seconds']:.1f}x step time, "
+    print(f"fine-tuning / EVL: {finetune['step_seconds'] / frozen['step_seconds']:.1f}x step time "
+          f"({finetune['step_cpu_seconds'] / frozen['step_cpu_seconds']:.1f}x CPU time), "
           f"{finetune['train_memory_mib'] / max(frozen['train_memory_mib'], 1):.1f}x training memory")
 
 
