@@ -421,3 +421,24 @@ def test_efficiency_benchmark_runs_both_settings():
     frozen, finetune = (benchmark.measure(row, args) for row in ("frozen", "finetune"))
     assert frozen["trainable_params"] < frozen["total_params"] == finetune["trainable_params"]
     assert frozen["train_memory_mib"] >= 0 and finetune["inference_clips_per_s"] > 0
+
+
+RECIPES = sorted((Path(__file__).parents[2] / "configs" / "evl").glob("k400_*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_k400_recipes_follow_the_official_scripts(recipe):
+    from clipvideo.engine.config import load_config, method_config
+
+    assert len(RECIPES) == 7  # one per row of the EVL table
+    assert "Published top-1 / top-5:" in recipe.read_text()
+    config = load_config(recipe)
+    model = method_config("evl", config.model)
+    assert config.method == "evl" and model.num_frames == config.data.num_frames
+    assert model.freeze_backbone and model.backbone_precision == "fp16" and model.decoder_layers == 4
+    train = config.train
+    assert (train.lr, train.weight_decay, train.warmup_epochs, train.min_lr, train.max_steps) == (4e-4, 0.05, 0, 0, 50000)
+    assert train.batch_size * train.accumulation_steps == 32 and train.optimizer == "adamw" and train.grad_clip is None
+    assert not config.data.flip and config.data.sampling == "dense" and config.data.normalization == "clip"
+    views = (config.test.num_crops, config.test.num_clips)
+    assert views == ((1, 3) if model.num_frames == 8 else (3, 1)) and config.test.aggregate == "prob"
