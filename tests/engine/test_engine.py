@@ -231,3 +231,17 @@ def test_cli_errors_are_one_line(tmp_path, tiny_clip_file):
     assert no_list.returncode == 2 and "/nowhere.txt does not exist" in no_list.stderr
     for result in (bad, missing, no_classes, no_classes_file, no_list):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_gradient_accumulation_matches_the_larger_batch(tmp_path, motion_data):
+    sgd = dict(epochs=1, optimizer="sgd", lr=0.05)
+    fit(build_config(recipe_for(tmp_path / "big", motion_data, batch_size=4, **sgd)))
+    fit(build_config(recipe_for(tmp_path / "accumulated", motion_data, batch_size=2, accumulation_steps=2, **sgd)))
+    big, accumulated = weights(tmp_path / "big" / "model.pt"), weights(tmp_path / "accumulated" / "model.pt")
+    assert_same_weights(accumulated, big, atol=1e-5)
+    start = build_config(recipe_for(tmp_path / "x", motion_data))
+    from clipvideo.engine.train import build_model
+
+    torch.manual_seed(3)
+    untrained = build_model(start, 9, motion_data.class_names).state_dict()
+    assert not torch.allclose(untrained["head.weight"], big["head.weight"])  # training did move the weights
