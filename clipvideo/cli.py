@@ -85,7 +85,10 @@ def cmd_convert(args) -> int:
             model.set_class_names(names)
         else:
             model.class_names = names
-    save_model(model, args.destination)
+    # A method whose official input differs from the data defaults (X-CLIP: ImageNet statistics,
+    # TSN segments) describes it, so that `clipvideo predict` feeds the converted model correctly.
+    extra = {"config": {"data": model.data_settings()}} if hasattr(model, "data_settings") else {}
+    save_model(model, args.destination, **extra)
     print(f"wrote {args.destination} ({args.method} -> clipvideo)")
     return 0
 
