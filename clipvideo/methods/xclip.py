@@ -268,8 +268,8 @@ class XCLIP(VideoRecognizer):
 
     def text_features(self) -> torch.Tensor:
         """(K, E) class embeddings. Cached while the class names, the text weights (tracked by
-        their in-place version counters: optimiser steps, load_state_dict), device and dtype stay
-        the same; recomputed with gradients on every call while the text tower is being trained."""
+        their in-place version counters: optimiser steps, load_state_dict), device, dtype and
+        autocast stay the same; recomputed with gradients every call while the text is trained."""
         if self.text_tokens is None:
             raise RuntimeError("X-CLIP classifies with class names: call model.set_class_names([...]) first")
         params = self.text_parameters()
@@ -277,7 +277,8 @@ class XCLIP(VideoRecognizer):
         if self.config.train_text and self.training and torch.is_grad_enabled():
             self._text_cache = None
             return self.clip.encode_text(self.text_tokens.to(device))
-        key = (device, params[0].dtype, tuple(p._version for p in params))
+        autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        key = (device, params[0].dtype, autocast, tuple(p._version for p in params))
         if self._text_cache is None or self._text_cache[0] != key:
             with torch.no_grad():
                 self._text_cache = (key, self.clip.encode_text(self.text_tokens.to(device)))
@@ -310,6 +311,13 @@ class XCLIP(VideoRecognizer):
         text = F.normalize(text, dim=-1)
         logits = torch.einsum("be,bke->bk", video_features, text)  # (B, K)
         return self.clip.logit_scale.exp() * logits
+
+    def data_settings(self) -> dict:
+        """The official test-time input (DataConfig fields): TSN segment centres, short side
+        256/224 of the crop, centre crop, ImageNet mean/std. Stored with converted checkpoints."""
+        size = self.clip.config.image_resolution
+        return {"num_frames": self.config.num_frames, "sampling": "segment", "input_size": size,
+                "short_side": int(256 / 224 * size), "normalization": "imagenet"}
 
     # -- optimisation ---------------------------------------------------------------------------
 
