@@ -13,3 +13,24 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def _direction_scores(model, dataset, classes):
+    """Accuracy on the moving-* clips, on the same clips played backwards (labels swapped),
+    and how often reversing a clip changes the answer."""
+    opposite = {"moving left": "moving right", "moving right": "moving left",
+                "moving up": "moving down", "moving down": "moving up"}
+    clips = torch.stack([dataset[i][0][0] for i in range(len(dataset))])  # (N, T, 3, H, W), one view each
+    labels = torch.tensor([dataset[i][1] for i in range(len(dataset))])
+    reversed_label = torch.tensor([classes.index(opposite[name]) for name in classes])
+    with torch.no_grad():
+        forward = model(clips).argmax(dim=1)
+        backward = model(clips.flip(1)).argmax(dim=1)  # the same frames, played backwards
+    return ((forward == labels).float().mean().item(),
+            (backward == reversed_label[labels]).float().mean().item(),
+            (forward != backward).float().mean().item())
+
+
+@pytest.fixture
+def direction_scores():
+    return _direction_scores
