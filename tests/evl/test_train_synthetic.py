@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import clipvideo
 from clipvideo.data.synthetic import make_motion_dataset
