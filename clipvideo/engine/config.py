@@ -202,13 +202,7 @@ def parse_overrides(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=1e-4")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""
-        # YAML reads 1e-4 as a string (it wants 1.0e-4); accept the usual float spellings.
-        if isinstance(value, str):
-            try:
-                value = float(value) if any(c in value.lower() for c in ".e") and value.strip() else value
-            except ValueError:
-                pass
+        value = yaml.safe_load(raw) if raw.strip() else ""  # "1e-4" stays a string until build_config
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:

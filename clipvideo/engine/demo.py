@@ -106,8 +106,8 @@ def run_demo(output_dir: str | Path = "demo_runs", quick: bool = False) -> dict:
     wall = time.perf_counter() - start
     print()
     print(f"Results on {result['final']['num_videos']} validation videos ({len(data.class_names)} classes, 1 view each)")
-    print(f"| model                         | top-1 | frame-order pairs | static classes | train time |")
-    print(f"|-------------------------------|-------|-------------------|----------------|------------|")
+    print("| model                         | top-1 | frame-order pairs | static classes | train time |")
+    print("|-------------------------------|-------|-------------------|----------------|------------|")
     names = {"temporal": "EVL, frozen tower (default)", "frame-mean": "frame-mean baseline"}
     for kind, row in rows.items():
         print(f"| {names[kind]:<29} | {row['top1']:5.1f} | {row['frame_order_pairs']:17.1f} | "

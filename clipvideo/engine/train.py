@@ -4,7 +4,6 @@ fit(config) trains on one process or under torchrun (DDP), resumes from the last
 logs to a progress bar, a JSONL file and TensorBoard, and finishes with plots.
 """
 
-import dataclasses
 import json
 import logging
 import math
@@ -23,7 +22,7 @@ from ..methods import METHODS
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
 from .data import build_eval_dataset, build_train_dataset, mix_collate, read_classes
-from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, setup_logging
+from .distributed import all_reduce_mean, barrier, init_distributed, setup_logging
 from .evaluate import ShardSampler, evaluate, write_predictions
 from .precision import autocast, resolve_precision
 
@@ -373,4 +372,4 @@ def _report_bad_videos(dataset, epoch: int) -> None:
             log.warning("epoch %d: %d unreadable training videos were replaced by other samples (see log above)", epoch + 1, n)
 
 
-__all__ = ["fit", "build_model", "train_one_epoch", "cosine_with_warmup", "EpochSampler", "dataclasses"]
+__all__ = ["fit", "build_model", "train_one_epoch", "cosine_with_warmup", "EpochSampler"]

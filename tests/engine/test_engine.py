@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import clipvideo
-from clipvideo.engine import checkpoint as ckpt
 from clipvideo.engine.config import build_config
 from clipvideo.engine.evaluate import combine_views
 from clipvideo.engine.metrics import confusion_matrix, harmonic_mean, mean_class_accuracy, topk_accuracy
