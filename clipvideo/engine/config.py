@@ -34,11 +34,14 @@ class DataConfig:
     backend: str = "pyav"  # video decoder: pyav | decord | torchcodec
     num_frames: int = 8  # T frames per clip
     sampling: str = "dense"  # "dense": T frames every frame_stride | "segment": TSN, one frame per segment
+    sampling_protocol: str = "clipvideo"  # frame positions: clipvideo (docs/data.md) | evl | xclip | text4vis | aim | froster (each seed's own)
     frame_stride: int = 4  # dense sampling interval
     out_of_bounds: str = "clamp"  # videos shorter than a dense clip: "clamp" repeats the last frame, "loop" wraps
     index_cache_dir: str | None = None  # keep per-video keyframe indexes here (default: <output_dir>/keyframe_index)
     input_size: int = 224  # crop size fed to the model
-    short_side: int = 256  # test-time resize of the short side before cropping
+    short_side: int = 256  # evaluation resize of the short side before cropping (validation; test unless test.short_side)
+    train_short_side: list[int] = field(default_factory=list)  # train resize before the crop: [] none | [256] | [224, 256] random in range
+    train_crop: str = "random_resized"  # random_resized (scale/ratio) | random (input_size crop at a random place) | multiscale (X-CLIP)
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random-resized-crop area range
     multiscale_crop: bool = False  # X-CLIP's fixed-position multi-scale crop instead of random-resized crop
     flip: bool = True  # random horizontal flip; turn off for direction-sensitive data (SSv2, left/right)
@@ -65,6 +68,9 @@ class TrainConfig:
     lr: float = 1e-4  # base learning rate (per-module multipliers come from the method)
     min_lr: float = 0.0  # cosine floor
     warmup_epochs: float = 0.0  # linear warmup length, in epochs (fractions allowed)
+    warmup_start_factor: float = 0.0  # warmup starts at this fraction of the LR (AIM: 0.1)
+    warmup_interval: str = "step"  # the warmup LR changes every "step" or once per "epoch"
+    cosine_interval: str = "step"  # the cosine LR changes every "step" or once per "epoch" (AIM, Text4Vis)
     weight_decay: float = 0.05
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     momentum: float = 0.9  # SGD only
@@ -74,6 +80,7 @@ class TrainConfig:
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     eval_every: int = 1  # evaluate every N epochs (0 = only at the end)
     checkpoint_every_steps: int = 0  # also checkpoint every N steps inside an epoch (0 = per epoch only)
+    keep_epoch_checkpoints: bool = False  # also keep checkpoint_epoch{N:03d}.pt per epoch (for `clipvideo average`)
     log_every: int = 10  # steps between JSONL/TensorBoard log lines
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -84,9 +91,11 @@ class TestConfig:
     num_clips: int = 1  # C temporal clips per video
     num_crops: int = 1  # S spatial crops per clip (1 = centre, 3 = three crops)
     batch_size: int = 4  # videos per batch
-    aggregate: str = "prob"  # combine views by averaging "prob" (softmax) or "logit"
+    aggregate: str = "prob"  # combine views by averaging "prob" (softmax), "logit", or "feature" (video embeddings, Text4Vis)
     precision: str = "auto"  # auto: bf16 on CPUs with bf16 support, else fp32 | fp32 | bf16 | fp16
     num_workers: int = 2
+    short_side: int | None = None  # `clipvideo test` short side (None: data.short_side), e.g. AIM tests at 224, validates at 256
+    views_per_batch: int | None = None  # run at most this many views through the model at once (None: all views of a batch)
 
 
 @dataclass

@@ -7,6 +7,15 @@ The contract the engine relies on (and nothing else):
 - `model.set_class_names(names)` for methods that classify with text (encodes once, caches).
 - `model.param_groups(weight_decay)` lists the trainable parameters with their groups.
 - `model.config` is the method's resolved config dataclass, saved in checkpoints.
+
+Optional hooks (the engine uses them when present):
+- `model.video_features(video) -> (B, D)` and `model.logits_from_features(features) -> (B, K)`:
+  with `test.aggregate: feature` the engine averages the per-view features of a video before
+  the classifier (Text4Vis averages video embeddings over views before the cosine).
+- `training_only_prefixes`: state-dict key prefixes (a distillation teacher) that are never
+  saved in model files nor averaged; a model rebuilt for inference does not need them.
+- `data_settings()`: the DataConfig fields this model must be fed with (normalisation, sampling,
+  input size, ...), stored in every native model file so predict/test use them.
 """
 
 from dataclasses import dataclass, replace
@@ -99,6 +108,7 @@ class VideoRecognizer(nn.Module):
 
     uses_text: ClassVar[bool] = False  # True: classes come from set_class_names, not a fixed head
     decay_all: ClassVar[bool] = False  # True: weight decay on every trainable parameter (EVL recipe)
+    training_only_prefixes: ClassVar[tuple[str, ...]] = ()  # state-dict prefixes left out of model files (teachers)
 
     def __init__(self, config):
         super().__init__()
