@@ -5,12 +5,15 @@
     clipvideo predict video.mp4 --checkpoint runs/x/model.pt
     clipvideo predict video.mp4 --backbone ViT-B-16.pt --classes "dancing,cooking,surfing"
     clipvideo convert xclip k400_32_8.pth xclip_k400.pt
+    clipvideo prepare train.txt --root /data/k400 --out /fast/k400_store   # then data.store=/fast/k400_store
+    clipvideo bench data|model|train CONFIG                   # clips/s and memory, to size cores per GPU
     torchrun --nproc_per_node=4 -m clipvideo train CONFIG      # DDP on 4 processes
 """
 
 import argparse
 import json
 import logging
+import os
 import sys
 
 log = logging.getLogger("clipvideo")
@@ -93,11 +96,66 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_prepare(args) -> int:
+    from .data.prepare import StoreError, StoreSettings, format_report, merge_store, prepare_store
+
+    try:
+        if args.merge:
+            report = merge_store(args.merge)
+            print(json.dumps(report, indent=2) if args.json else format_report(report))
+            return 0
+        if not args.list or not args.out:
+            raise StoreError("give LIST and --out STORE (or --merge STORE after sharded runs)")
+        k, _, n = (args.shard or "0/1").partition("/")
+        if not (k.isdigit() and n.isdigit()):
+            raise StoreError(f"--shard {args.shard!r}: expected K/N, e.g. 0/4")
+        settings = StoreSettings(short_side=args.short_side, gop=args.gop, crf=args.crf)
+        summary = prepare_store(args.list, args.out, root=args.root, settings=settings, workers=args.workers,
+                                shard=(int(k), int(n)), separator=args.separator)
+    except (StoreError, ValueError) as error:
+        raise StoreError(str(error)) from None
+    print(json.dumps(summary, indent=2) if args.json else format_report(summary))
+    if int(n) > 1:
+        print(f"shard {k}/{n} done; once every shard is done: clipvideo prepare --merge {args.out}")
+    store = summary.get("store", summary)
+    return 1 if store["failed"] else 0
+
+
+def cmd_bench(args) -> int:
+    import torch
+
+    from .engine import bench
+
+    config = _config(args)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    if args.what == "data":
+        rows = bench.bench_data(config, clips=args.clips)
+    elif args.what == "model":
+        rows = bench.bench_model(config, device, batch_size=args.batch_size, repeats=args.repeats,
+                                 precisions=tuple(args.precision))
+    else:
+        rows = bench.bench_train(config, device, steps=args.repeats)
+    env = bench.environment()
+    if args.json:
+        print(json.dumps({"rows": rows, "environment": env}, indent=2))
+    else:
+        print(bench.format_rows(rows, env))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .engine.demo import run_demo
 
     run_demo(args.output_dir, quick=args.quick)
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +200,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="importer overrides, e.g. heads=12 num_frames=8")
     p.set_defaults(func=cmd_convert)
 
+    p = sub.add_parser("prepare", help="validate and re-encode a list of videos into a fast-to-read store")
+    p.add_argument("list", nargs="?", help="video list (<path> <label> lines, as training reads)")
+    p.add_argument("--root", default="", help="folder the listed paths are relative to")
+    p.add_argument("--out", help="store folder (created; rerun the same command to resume)")
+    p.add_argument("--short-side", type=int, default=256, help="resize the short side to this (default 256)")
+    p.add_argument("--gop", type=int, default=4, help="a keyframe every N frames (default 4)")
+    p.add_argument("--crf", type=int, default=26, help="x264 quality, lower is larger (default 26)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local processes (default: all cores)")
+    p.add_argument("--shard", help="K/N: this machine prepares list lines i with i %% N == K")
+    p.add_argument("--separator", help="list column separator (default whitespace)")
+    p.add_argument("--merge", metavar="STORE", help="join the shards' parts of STORE into its manifest and report")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("bench", help="clips/s and peak memory of a recipe's data pipeline, model or training step")
+    p.add_argument("what", choices=["data", "model", "train"])
+    add_config(p)
+    p.add_argument("--clips", type=_positive, default=32, help="data: clips to time")
+    p.add_argument("--batch-size", type=_positive, default=1, help="model: clips per forward")
+    p.add_argument("--repeats", type=_positive, default=3, help="model: forwards / train: steps to time")
+    p.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16", "auto"])
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("demo", help="generate synthetic motion videos, train, compare with the frame-mean baseline")
     p.add_argument("--output-dir", default="demo_runs")
     p.add_argument("--quick", action="store_true", help="a smaller, faster run")
@@ -157,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     known = (ConfigError, CheckpointError, FileNotFoundError)
     try:
         from .data import AnnotationError, VideoDecodeError
+        from .data.prepare import StoreError
 
-        known = known + (AnnotationError, VideoDecodeError)
+        known = known + (AnnotationError, VideoDecodeError, StoreError)
     except ImportError:
         pass
     try:

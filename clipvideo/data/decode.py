@@ -191,12 +191,15 @@ class KeyframeIndexCache:
     def _save(self, key: str, index: KeyframeIndex) -> None:
         if self.directory is None:
             return
-        os.makedirs(self.directory, exist_ok=True)
-        # Write then rename, so concurrent workers never read a half-written file.
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(index.to_json())
-        os.replace(tmp, self._file(key))
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            # Write then rename, so concurrent workers never read a half-written file.
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(index.to_json())
+            os.replace(tmp, self._file(key))
+        except OSError:
+            pass  # a read-only cache (a shared prepared store): the index stays in memory only
 
 
 DEFAULT_INDEX_CACHE = KeyframeIndexCache()

@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     root: str = ""  # folder the paths in the lists are relative to
+    store: str = ""  # a folder written by `clipvideo prepare`: the listed videos are read from it instead of `root`
     train_list: str = ""  # "<path> <label>" lines (or "<dir> <num_frames> <label>" for rawframes)
     val_list: str = ""  # list used by evaluation (and by `clipvideo test`)
     class_names: str = ""  # id,name CSV, one name per line, or FROSTER's JSON; needed by text-based methods

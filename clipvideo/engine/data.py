@@ -25,9 +25,23 @@ def _num_classes(data: DataConfig, class_names) -> int | None:
     return data.num_classes or (len(class_names) if class_names else None)
 
 
+def _video_root(data: DataConfig) -> tuple[str, str | None]:
+    """(folder the listed paths are under, keyframe-index folder): the prepared store when set."""
+    if not data.store:
+        return data.root, data.index_cache_dir
+    from ..data.prepare import StoreError, open_store
+
+    try:
+        open_store(data.store)
+    except StoreError as error:
+        raise ConfigError(f"data.store: {error}") from None
+    return str(Path(data.store) / "videos"), str(Path(data.store) / "index")
+
+
 def _list_options(data: DataConfig) -> dict:
+    root, index_dir = _video_root(data)
     return dict(
-        data_root=data.root,
+        data_root=root,
         num_frames=data.num_frames,
         sampling=data.sampling,
         frame_stride=data.frame_stride,
@@ -38,7 +52,7 @@ def _list_options(data: DataConfig) -> dict:
         separator=data.separator,
         tar_path=data.tar_path,
         out_of_bounds=data.out_of_bounds,
-        index_cache_dir=data.index_cache_dir,
+        index_cache_dir=index_dir,
     )
 
 

@@ -1,0 +1,328 @@
+"""`clipvideo prepare`: turn a list of videos into a store that a few cores can feed an accelerator from.
+
+What the store is (chosen by measurement, see ``benchmarks/data_loading.py`` and docs/data.md):
+every listed video re-encoded once as H.264 with a short, fixed GOP (a keyframe every ``gop``
+frames), no B-frames and x264's ``fastdecode`` tuning, resized to a short side of 256. Any frame
+is then at most ``gop - 1`` decodes away from a keyframe, so random-access sampling (dense or
+TSN) decodes a few frames per wanted frame instead of up to 250, and decoding itself is cheaper.
+Every decoded frame is kept, in order, so frame ``i`` of the store is frame ``i`` of the source
+and frame-index based protocols are unchanged.
+
+    STORE/store.json              settings and provenance ("format": "clipvideo-store")
+    STORE/videos/<listed path>    the re-encoded video, under the path the list gives
+    STORE/index/                  keyframe indexes (the loader's KeyframeIndexCache directory)
+    STORE/parts/part-K-of-N.jsonl one JSON line per finished video of shard K (resume + merge)
+    STORE/manifest.jsonl          all parts merged, in list order; STORE/report.json; failures.txt
+
+The same list files read the store: set ``data.store: STORE`` in a recipe (``data.root`` is then
+the store's ``videos/`` folder). A video that cannot be decoded is listed in the report and in
+``failures.txt``, never silently dropped; the loader treats it (or a store file damaged later) as
+any bad video: counted, reported, replaced in training and scored wrong in evaluation.
+
+Work is resumable (finished videos are recorded as they complete and skipped on a rerun), runs
+over ``workers`` local processes, and shards across machines with ``shard=(k, n)`` (video ``i`` of
+the list belongs to shard ``i % n``); ``merge_store`` joins the parts into the same store one
+run would have written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+import av
+
+from .annotations import read_video_list
+from .decode import KeyframeIndexCache, VideoDecodeError
+
+STORE_FORMAT = "clipvideo-store"
+STORE_VERSION = 1
+
+
+class StoreError(ValueError):
+    """A store folder that is missing, not a store, or prepared with other settings."""
+
+
+@dataclass
+class StoreSettings:
+    short_side: int = 256  # resize so the shorter side is this many pixels (aspect kept, even sizes)
+    gop: int = 4  # a keyframe every `gop` frames: the random-access cost
+    crf: int = 26  # x264 constant rate factor (lower = larger, closer to the source)
+    preset: str = "veryfast"  # x264 speed preset (encoding speed; decoding speed comes from `tune`)
+    tune: str = "fastdecode"  # no CABAC, no deblocking: cheaper decoding
+
+
+@dataclass
+class VideoRecordOut:
+    """One line of a part / the manifest."""
+
+    index: int  # position in the list
+    path: str  # as listed
+    status: str  # "ok" | "failed"
+    error: str = ""
+    frames: int = 0
+    fps: float = 0.0
+    seconds: float = 0.0
+    width: int = 0
+    height: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+def _even(value: float) -> int:
+    return max(2, int(round(value / 2)) * 2)
+
+
+def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the short side = short_side, aspect kept, both even (yuv420p)."""
+    if width <= height:
+        return _even(short_side), _even(height * short_side / width)
+    return _even(width * short_side / height), _even(short_side)
+
+
+def _decoded_frames(container, stream, source: str):
+    """The source's frames; decoding errors become VideoDecodeError (encoding errors stay as they are)."""
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            count += 1
+            yield frame
+    except (av.FFmpegError, OSError) as error:
+        detail = (str(error).splitlines() or [type(error).__name__])[0]
+        if count == 0:
+            raise VideoDecodeError(source, "unreadable", detail) from None
+        raise VideoDecodeError(source, "truncated", f"decoding stopped after {count} frames: {detail}") from None
+
+
+def encode_video(source: str, destination: str, settings: StoreSettings) -> dict:
+    """Decode every frame of `source` and write it re-encoded to `destination` (atomically).
+
+    Returns frames, fps, seconds, width, height. Raises VideoDecodeError for an unreadable source.
+    """
+    tmp = f"{destination}.{os.getpid()}.part.mp4"
+    os.makedirs(os.path.dirname(destination) or ".", exist_ok=True)
+    try:
+        container = av.open(source)
+    except (av.FFmpegError, OSError) as error:
+        raise VideoDecodeError(source, "unreadable", str(error).splitlines()[0] if str(error) else "") from None
+    frames = 0
+    try:
+        if not container.streams.video:
+            raise VideoDecodeError(source, "unreadable", "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        out = av.open(tmp, mode="w", format="mp4")
+        try:
+            width, height = output_size(stream.codec_context.width, stream.codec_context.height, settings.short_side)
+            options = {
+                "crf": str(settings.crf), "preset": settings.preset, "tune": settings.tune,
+                "g": str(settings.gop), "keyint_min": str(settings.gop), "sc_threshold": "0", "bf": "0",
+            }
+            encoder = out.add_stream("libx264", rate=rate, options=options)
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+            # One encoder thread: the output is byte-identical however the work is sharded.
+            encoder.codec_context.thread_count = 1
+            frame_time_base = Fraction(1) / rate
+            for frame in _decoded_frames(container, stream, source):
+                # Frames are re-timed 0, 1, 2, ...: the store keeps order and count, not timestamps.
+                resized = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+                resized.pts, resized.time_base = frames, frame_time_base
+                frames += 1
+                for packet in encoder.encode(resized):
+                    out.mux(packet)
+            if frames == 0:
+                raise VideoDecodeError(source, "zero frames")
+            for packet in encoder.encode():
+                out.mux(packet)
+        finally:
+            out.close()
+        os.replace(tmp, destination)
+    finally:
+        container.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return {"frames": frames, "fps": float(rate), "seconds": frames / float(rate), "width": width, "height": height}
+
+
+def _prepare_one(job: tuple) -> VideoRecordOut:
+    index, listed, source, destination, settings, index_dir = job
+    record = VideoRecordOut(index=index, path=listed, status="failed")
+    try:
+        record.bytes_in = os.path.getsize(source)
+        info = encode_video(source, destination, settings)
+        record.bytes_out = os.path.getsize(destination)
+        # Build the keyframe index now, into the directory the loader will read.
+        KeyframeIndexCache(directory=index_dir).get(destination)
+        record.status = "ok"
+        for key, value in info.items():
+            setattr(record, key, value)
+    except (VideoDecodeError, OSError) as error:
+        record.error = str(error)
+    return record
+
+
+def _store_meta(settings: StoreSettings, list_file: str, root: str, separator: str | None) -> dict:
+    return {"format": STORE_FORMAT, "version": STORE_VERSION, "settings": asdict(settings),
+            "source_list": os.path.abspath(list_file), "separator": separator,
+            "source_root": os.path.abspath(root) if root else ""}
+
+
+def open_store(store: str | os.PathLike) -> dict:
+    """The store's metadata; StoreError when `store` is not a prepared store."""
+    meta_path = Path(store) / "store.json"
+    if not meta_path.is_file():
+        raise StoreError(f"{store}: not a clipvideo store (no store.json); create it with `clipvideo prepare`")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != STORE_FORMAT:
+        raise StoreError(f"{meta_path}: not a clipvideo store (format {meta.get('format')!r})")
+    return meta
+
+
+def _read_records(path: Path) -> list[VideoRecordOut]:
+    records = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                records.append(VideoRecordOut(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue  # a line cut by an interruption: that video is simply done again
+    return records
+
+
+def prepare_store(
+    list_file: str,
+    out: str,
+    root: str = "",
+    settings: StoreSettings | None = None,
+    workers: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    separator: str | None = None,
+    progress: bool = True,
+    on_record: Callable[[VideoRecordOut], None] | None = None,
+) -> dict:
+    """Prepare this shard's videos of `list_file` into `out`; returns the shard's summary.
+
+    Videos already recorded in this shard's part file are skipped (resume). With one shard the
+    store is merged at the end; with several, run `merge_store(out)` once all shards are done.
+    """
+    settings = settings or StoreSettings()
+    k, n = shard
+    if not (n >= 1 and 0 <= k < n):
+        raise ValueError(f"--shard {k}/{n}: expected K/N with 0 <= K < N")
+    # multi_label accepts one or more labels per line: any list a dataset reads (not rawframes)
+    records = read_video_list(list_file, separator=separator, multi_label=True)
+    out_path = Path(out)
+    meta = _store_meta(settings, list_file, root, separator)
+    meta_file = out_path / "store.json"
+    if meta_file.is_file():
+        existing = open_store(out_path)
+        if existing["settings"] != meta["settings"]:
+            raise StoreError(f"{meta_file}: prepared with {existing['settings']}, not {meta['settings']}; "
+                             "use another output folder or the same settings")
+    else:
+        out_path.mkdir(parents=True, exist_ok=True)
+        tmp = meta_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, meta_file)
+    part_file = out_path / "parts" / f"part-{k}-of-{n}.jsonl"
+    part_file.parent.mkdir(exist_ok=True)
+    done = {r.index for r in _read_records(part_file)}
+    index_dir = str(out_path / "index")
+    jobs = [
+        (i, r.path, os.path.join(root, r.path), str(out_path / "videos" / r.path), settings, index_dir)
+        for i, r in enumerate(records) if i % n == k and i not in done
+    ]
+    skipped = sum(1 for i in range(len(records)) if i % n == k) - len(jobs)
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    finished: list[VideoRecordOut] = []
+    bar = tqdm(total=len(jobs), desc=f"prepare {k}/{n}", disable=None if progress else True, dynamic_ncols=True)
+    with open(part_file, "a") as part:
+        def record_one(record: VideoRecordOut) -> None:
+            part.write(json.dumps(asdict(record)) + "\n")
+            part.flush()
+            os.fsync(part.fileno())
+            finished.append(record)
+            bar.update(1)
+            if on_record is not None:
+                on_record(record)
+
+        if workers <= 1:
+            for job in jobs:
+                record_one(_prepare_one(job))
+        else:
+            with get_context("spawn").Pool(workers) as pool:
+                for record in pool.imap_unordered(_prepare_one, jobs):
+                    record_one(record)
+    bar.close()
+    elapsed = time.perf_counter() - start
+    summary = _summarize(finished, elapsed)
+    summary["skipped_already_done"] = skipped
+    if n == 1:
+        summary["store"] = merge_store(out_path)
+    return summary
+
+
+def _summarize(records: list[VideoRecordOut], elapsed: float | None = None) -> dict:
+    ok = [r for r in records if r.status == "ok"]
+    summary = {
+        "videos": len(records),
+        "prepared": len(ok),
+        "failed": len(records) - len(ok),
+        "hours": round(sum(r.seconds for r in ok) / 3600, 4),
+        "bytes_in": sum(r.bytes_in for r in records),
+        "bytes_out": sum(r.bytes_out for r in ok),
+    }
+    if elapsed:
+        summary.update(seconds=round(elapsed, 2), videos_per_s=round(len(records) / elapsed, 3),
+                       realtime_factor=round(sum(r.seconds for r in ok) / elapsed, 1))
+    return summary
+
+
+def merge_store(store: str | os.PathLike) -> dict:
+    """Join every part of `store` into manifest.jsonl (list order), report.json and failures.txt."""
+    store = Path(store)
+    meta = open_store(store)
+    by_index: dict[int, VideoRecordOut] = {}
+    for part in sorted((store / "parts").glob("part-*-of-*.jsonl")):
+        for record in _read_records(part):
+            by_index[record.index] = record  # a later line (a retried video) wins
+    records = [by_index[i] for i in sorted(by_index)]
+    with open(store / "manifest.jsonl.tmp", "w") as f:
+        for record in records:
+            f.write(json.dumps(asdict(record)) + "\n")
+    os.replace(store / "manifest.jsonl.tmp", store / "manifest.jsonl")
+    failures = [r for r in records if r.status != "ok"]
+    (store / "failures.txt").write_text("".join(f"{r.path}\t{r.error}\n" for r in failures))
+    listed = None
+    if os.path.isfile(meta["source_list"]):
+        listed = len(read_video_list(meta["source_list"], separator=meta.get("separator"), multi_label=True))
+    report = {**_summarize(records), "listed": listed, "missing": None if listed is None else listed - len(records)}
+    (store / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def format_report(summary: dict) -> str:
+    """The final report as a few readable lines."""
+    store = summary.get("store", summary)
+    lines = [
+        f"videos: {store['prepared']} prepared, {store['failed']} failed"
+        + (f", {summary['skipped_already_done']} already done (skipped)" if summary.get("skipped_already_done") else ""),
+        f"video hours: {store['hours']:.3f}",
+        f"bytes: {store['bytes_in'] / 1e6:.1f} MB in -> {store['bytes_out'] / 1e6:.1f} MB out"
+        + (f" ({store['bytes_out'] / store['bytes_in']:.2f}x)" if store["bytes_in"] else ""),
+    ]
+    if "seconds" in summary:
+        lines.append(f"this run: {summary['videos']} videos in {summary['seconds']:.1f} s "
+                     f"({summary['videos_per_s']:.2f} videos/s, {summary['realtime_factor']}x real time)")
+    if store.get("missing"):
+        lines.append(f"not prepared yet: {store['missing']} listed videos (other shards, or rerun to resume)")
+    return "\n".join(lines)
