@@ -9,6 +9,9 @@ every 250 frames or at scene cuts), then times, for 8x16 dense and 8-segment (TS
         epoch after the first with persistent workers, or with index_cache_dir)
       - "index per clip": the index is rebuilt for every clip (cold cache, worst case)
   (c) decord and torchcodec, where installed
+  (d) the prepared store of `clipvideo prepare` (short-GOP, fastdecode H.264 at the same size), read
+      by (b); one row per ``--stores GOP:CRF`` setting, with its disk size against the source videos
+      and its codec error (mean absolute difference to the source frames, in 0-255 levels)
 
 Each clip = open the video, pick indices from its frame count, decode, RandomResizedCrop to 224 +
 flip + normalise, in one process with one decode thread and one torch thread (what a DataLoader
@@ -49,11 +52,36 @@ def make_videos(directory: str, count: int, seconds: float, size: tuple[int, int
     return paths
 
 
+def make_stores(paths: list[str], directory: str, settings: list[tuple[int, int]]) -> dict[str, dict]:
+    """Prepare the videos once per (gop, crf); returns method name -> {"paths", "disk_ratio", "error"}."""
+    from clipvideo.data import decode_frames, video_num_frames
+    from clipvideo.data.prepare import StoreSettings, prepare_store
+
+    list_file = os.path.join(directory, "bench_list.txt")
+    with open(list_file, "w") as f:
+        f.writelines(f"{os.path.basename(p)} 0\n" for p in paths)
+    source_bytes = sum(os.path.getsize(p) for p in paths)
+    stores = {}
+    for gop, crf in settings:
+        out = os.path.join(directory, f"store_g{gop}_crf{crf}")
+        height = min(decode_frames(paths[0], [0]).shape[1:3])
+        prepare_store(list_file, out, root=directory, settings=StoreSettings(short_side=height, gop=gop, crf=crf),
+                      progress=False)
+        stored = [os.path.join(out, "videos", os.path.basename(p)) for p in paths]
+        errors = []
+        for original, copy in zip(paths[:2], stored[:2]):
+            frames = list(range(0, video_num_frames(original), 7))
+            errors.append((decode_frames(original, frames).float() - decode_frames(copy, frames).float()).abs().mean())
+        stores[f"store g{gop} crf{crf}"] = {"paths": stored, "disk_ratio": sum(map(os.path.getsize, stored)) / source_bytes,
+                                             "error": float(sum(errors) / len(errors))}
+    return stores
+
+
 def run(method: str, jobs: list[tuple[str, torch.Tensor]], sampler: FrameSampler, transform) -> tuple[float, float]:
     """Time one pass over ``jobs`` (path, seed); returns (wall seconds, CPU seconds)."""
-    backend = "pyav" if method.startswith("ours") else method
+    backend = "pyav" if method.startswith(("ours", "store")) else method
     cache = KeyframeIndexCache()
-    if method == "ours, index cached":
+    if method == "ours, index cached" or method.startswith("store"):
         for path, _ in jobs:
             cache.get(path)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -81,6 +109,8 @@ def main() -> None:
     parser.add_argument("--video-dir", default=os.path.join(tempfile.gettempdir(), "clipvideo_bench_videos"),
                         help="where videos are written (reused between runs)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of the methods")
+    parser.add_argument("--stores", default="4:26,2:28,8:23",
+                        help="prepared-store settings GOP:CRF to compare (default: clipvideo prepare's 4:26 first)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)  # as in a DataLoader worker
@@ -90,8 +120,11 @@ def main() -> None:
     print(f"{len(paths)} videos ({args.seconds:g} s, {width}x{height}, {args.fps} fps, "
           f"GOP {args.gop or 'x264 default'}) in {args.video_dir} ({time.perf_counter() - start:.1f} s)")
 
+    settings = [tuple(int(v) for v in item.split(":")) for item in args.stores.split(",") if item]
+    stores = make_stores(paths, args.video_dir, settings)
     methods = ["pyav_all", "ours, index cached", "ours, index per clip"]
     methods += [name for name in ("decord", "torchcodec") if name in available_backends()]
+    methods += list(stores)
     if args.methods:
         methods = [m for m in methods if m in args.methods.split(",")]
     samplers = {"8x16 dense": FrameSampler(8, "dense", frame_stride=16), "8 segments": FrameSampler(8, "segment")}
@@ -99,9 +132,10 @@ def main() -> None:
     best: dict[tuple[str, str], tuple[float, float]] = {}
     for repeat in range(args.repeats):
         for sampler_name, sampler in samplers.items():
-            jobs = [(paths[(repeat * args.clips + i) % len(paths)], repeat * 100_003 + i) for i in range(args.clips)]
+            jobs = [((repeat * args.clips + i) % len(paths), repeat * 100_003 + i) for i in range(args.clips)]
             for method in methods:
-                wall, cpu = run(method, jobs, sampler, transform)
+                files = stores[method]["paths"] if method in stores else paths
+                wall, cpu = run(method, [(files[v], seed) for v, seed in jobs], sampler, transform)
                 key = (method, sampler_name)
                 previous = best.get(key, (float("inf"), float("inf")))
                 best[key] = (min(previous[0], wall), min(previous[1], cpu))
@@ -112,6 +146,7 @@ def main() -> None:
         "ours, index per clip": "(b) ours, index built per clip",
         "decord": "(c) decord",
         "torchcodec": "(c) torchcodec",
+        **{name: f"(d) {name}" for name in stores},
     }
     rate = {key: (args.clips / wall, args.clips / cpu) for key, (wall, cpu) in best.items()}
     header = f"{'method':34s}" + "".join(f"| {s:>10s} clips/s  per CPU-s " for s in samplers)
@@ -121,6 +156,14 @@ def main() -> None:
     for method in methods:
         cells = "".join(f"| {rate[(method, s)][0]:18.1f} {rate[(method, s)][1]:11.1f} " for s in samplers)
         print(f"{names[method]:34s}{cells}")
+    print()
+    for name, store in stores.items():
+        print(f"(d) {name}: disk {store['disk_ratio']:.2f}x the source videos, "
+              f"codec error {store['error']:.2f} levels (mean |difference| to the source frames)")
+    load = os.getloadavg()[0]
+    print(f"load average {load:.2f}, {torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores")
+    if load > (os.cpu_count() or 1):
+        print("warning: other processes compete for the cores; wall-clock rates are low, compare per CPU-s")
     print()
     others = [m for m in methods if m in ("decord", "torchcodec")]
     for ours in ("ours, index cached", "ours, index per clip"):
