@@ -244,3 +244,43 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path, motion_data):
     torch.manual_seed(3)
     untrained = build_model(start, 9, motion_data.class_names).state_dict()
     assert not torch.allclose(untrained["head.weight"], big["head.weight"])  # training did move the weights
+
+
+class _Videos(torch.utils.data.Dataset):
+    """(views, label, index, decoded) rows as the test dataset yields them; no decoding."""
+
+    def __init__(self, labels, decoded):
+        self.labels, self.decoded = labels, decoded
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return torch.zeros(2, 1, 3, 4, 4), self.labels[i], i, self.decoded[i]
+
+
+def test_failed_videos_are_wrong_in_every_metric():
+    """23 videos of class 0, 8 unreadable; the model never ranks class 0 in its top 5. A failed
+    video's score row must not be read as a prediction: all three metrics are 0, not 8/23."""
+    from clipvideo.engine.evaluate import evaluate
+
+    class Confident(torch.nn.Module):
+        def forward(self, video):  # (N, T, 3, H, W) -> (N, 10): class 9 best, class 0 worst
+            return torch.arange(10.0).expand(len(video), 10)
+
+    dataset = _Videos([0] * 23, [i % 3 != 0 for i in range(23)])
+    assert sum(not d for d in dataset.decoded) == 8
+    loader = torch.utils.data.DataLoader(dataset, batch_size=5)
+    result = evaluate(Confident(), loader, torch.device("cpu"), num_classes=10, progress=False)
+    assert result.metrics["failed_videos"] == 8 and result.metrics["num_videos"] == 23
+    assert result.metrics["top1"] == 0.0
+    assert result.metrics["top5"] == 0.0
+    assert result.metrics["mean_class_accuracy"] == 0.0
+    # The same failed rows, whatever their scores, under the metrics directly: a failed row that
+    # ranks the true class first is still wrong; a decoded one is right.
+    scores = torch.tensor([[0.9, 0.1], [0.9, 0.1]])
+    labels = torch.tensor([0, 0])
+    failed = torch.tensor([True, False])
+    assert topk_accuracy(scores, labels, 1, failed) == 50.0
+    assert mean_class_accuracy(scores, labels, 2, failed) == 50.0
+    assert confusion_matrix(scores, labels, 2, failed).tolist() == [[1, 0], [0, 0]]
