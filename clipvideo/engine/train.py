@@ -353,7 +353,7 @@ def fit(config: Config, resume: str | None = None) -> dict:
         save(metrics=row)
     run_log.close()
     if dist.is_main:
-        ckpt.save_model(ema.module if ema is not None else model, run_dir / "model.pt")
+        ckpt.save_model(ema.module if ema is not None else model, run_dir / "model.pt", data=config.data, test=config.test)
         if result is not None:
             write_predictions(result, run_dir / "predictions.jsonl", class_names, eval_set)
         from .plots import plot_run

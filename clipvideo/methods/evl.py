@@ -240,6 +240,18 @@ class EVL(VideoRecognizer):
                 f"cross-attention tables), got {size[0]}x{size[1]}; set data.input_size accordingly"
             )
 
+    def data_settings(self) -> dict:
+        """The official test input (DataConfig fields): dense clips, stride 16 (8 for the 32-frame
+        releases, 8x16 / 16x16 / 32x8), short side = crop, CLIP mean/std. Stored with converted models."""
+        size = self.clip.visual.image_size
+        return {"num_frames": self.config.num_frames, "sampling": "dense",
+                "frame_stride": 8 if self.config.num_frames >= 32 else 16, "input_size": size,
+                "short_side": size, "normalization": "clip"}
+
+    def test_settings(self) -> dict:
+        """The official views: 3 temporal x 1 spatial for 8 frames, 1 x 3 spatial crops for 16/32."""
+        return {"num_clips": 3, "num_crops": 1} if self.config.num_frames <= 8 else {"num_clips": 1, "num_crops": 3}
+
     def encode_blocks(self, video: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(B, T, 3, H, W) -> per chosen block (shallowest first): out (B, T, L, C), q and k (B, T, H, L, d), fp32."""
         batch, num_frames = video.shape[:2]

@@ -284,3 +284,56 @@ def test_failed_videos_are_wrong_in_every_metric():
     assert topk_accuracy(scores, labels, 1, failed) == 50.0
     assert mean_class_accuracy(scores, labels, 2, failed) == 50.0
     assert confusion_matrix(scores, labels, 2, failed).tolist() == [[1, 0], [0, 0]]
+
+
+def _tiny_recipe(name, tmp_path, data):
+    """configs/<name>/tiny_synthetic.yaml pointed at the test videos, one optimiser step, no evaluation."""
+    import yaml
+
+    recipe = yaml.safe_load((REPO / "configs" / name / "tiny_synthetic.yaml").read_text())
+    if name == "xclip":  # its recipe starts from a trained tiny CLIP made by its test; a random one will do here
+        recipe["model"]["backbone"] = {"arch": "tiny", "image_resolution": 64, "heads": 2, "text_heads": 2}
+    recipe["data"].update(root=data.root, train_list=data.train_list, val_list="", class_names=data.class_names_file,
+                          num_workers=0)
+    recipe["train"].update(epochs=1, max_steps=1, batch_size=4)
+    recipe["output_dir"] = str(tmp_path / name)
+    return recipe
+
+
+@pytest.mark.parametrize("name", ["frozen", "evl", "xclip"])
+def test_model_files_carry_their_data_settings_and_predict_needs_no_flags(name, tmp_path, motion_data):
+    """Every shipped tiny recipe trains 64 px models; model.pt and checkpoint_last.pt record that
+    (and the rest of config.data and the test views), so `clipvideo predict` feeds them alike."""
+    assert {p.parent.name for p in (REPO / "configs").glob("*/tiny_synthetic.yaml")} == {"frozen", "evl", "xclip"}
+    recipe = _tiny_recipe(name, tmp_path, motion_data)
+    fit(build_config(recipe))
+    run = tmp_path / name
+    for file in ("model.pt", "checkpoint_last.pt"):
+        stored = torch.load(run / file, weights_only=True)["config"]
+        assert stored["data"]["input_size"] == 64 and stored["data"]["short_side"] == 64, file
+        assert stored["data"]["normalization"] == recipe["data"].get("normalization", "clip")
+        assert stored["test"]["num_clips"] == recipe["test"]["num_clips"]
+    model = clipvideo.load(run / "model.pt")
+    assert (model.data_config.input_size, model.data_config.num_frames, model.data_config.sampling) == (64, 8, "segment")
+    assert model.test_config.num_crops == 1
+
+    video = os.path.join(motion_data.root, open(motion_data.val_list).readline().split()[0])
+    done = run_cli("predict", video, "--checkpoint", run / "model.pt", "--json")
+    (result,) = json.loads(done.stdout)
+    assert result["error"] is None and result["views"] == "8 frames x 1 clips x 1 crop"
+    assert len(result["top"]) == 5 and {t["label"] for t in result["top"]} <= set(motion_data.class_names)
+    if name == "evl":
+        # A user flag still overrides the file; a model that then refuses the input says so in one
+        # line for that video (exit 1), the broken video gets its own line, and there is no traceback.
+        broken = tmp_path / "broken.mp4"
+        broken.write_bytes(b"\x00" * 100)
+        wrong = run_cli("predict", video, broken, "--checkpoint", run / "model.pt", "--set", "data.input_size=96",
+                        "data.short_side=96", check=False)
+        assert wrong.returncode == 1 and "Traceback" not in wrong.stdout + wrong.stderr
+        lines = wrong.stdout.strip().splitlines()
+        assert len(lines) == 2 and "built for 64x64 input" in lines[0] and "got 96x96" in lines[0] and lines[0].startswith(f"{video}: ERROR")
+        assert lines[1].startswith(f"{broken}: ERROR")
+        # `clipvideo test` with no recipe uses the file's settings too.
+        tested = run_cli("test", "--checkpoint", run / "model.pt", "--list", motion_data.val_list,
+                         "--set", "test.batch_size=6", "test.num_workers=0")
+        assert "8 frames x 1 clips x 1 crop" in tested.stdout and "on 18 videos" in tested.stdout

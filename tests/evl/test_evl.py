@@ -404,6 +404,10 @@ def test_convert_cli_writes_a_native_checkpoint_that_clipvideo_load_uses(fixture
                  "--set", "heads=2", "decoder_heads=4", "--classes", "a,b,c,d,e"]) == 0
     model = clipvideo.load(destination)  # no CLIP file needed any more
     assert model.class_names == ["a", "b", "c", "d", "e"] and not model.training
+    # The official test input travels with the file, so `clipvideo predict` needs no flags.
+    data, test = model.data_config, model.test_config
+    assert (data.input_size, data.short_side, data.sampling, data.frame_stride, data.normalization) == (64, 64, "dense", 16, "clip")
+    assert (test.num_clips, test.num_crops) == ((3, 1) if model.config.num_frames <= 8 else (1, 3))
     with torch.no_grad():
         torch.testing.assert_close(model(video_of(fixture)), fixture["logits_fp32"], atol=1e-5, rtol=0)
 
