@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--num-clips", type=int, help="views per video (default: enough to cover the video)")
     p.add_argument("--num-frames", type=int, help="frames per clip for --backbone zero-shot (default 8)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "fp16!"],
+                   help="auto: bf16 on CPUs with native bf16, else fp32; fp16 runs as bf16 on CPUs without native fp16 unless fp16!")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE",

@@ -92,7 +92,7 @@ class TestConfig:
     num_crops: int = 1  # S spatial crops per clip (1 = centre, 3 = three crops)
     batch_size: int = 4  # videos per batch
     aggregate: str = "prob"  # combine views by averaging "prob" (softmax), "logit", or "feature" (video embeddings, Text4Vis)
-    precision: str = "auto"  # auto: bf16 on CPUs with bf16 support, else fp32 | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto: bf16 on CPUs with native bf16, else fp32 | fp32 | bf16 | fp16 (bf16 on CPUs without native fp16) | fp16! (forced)
     num_workers: int = 2
     short_side: int | None = None  # `clipvideo test` short side (None: data.short_side), e.g. AIM tests at 224, validates at 256
     views_per_batch: int | None = None  # run at most this many views through the model at once (None: all views of a batch)

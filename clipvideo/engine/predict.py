@@ -122,7 +122,7 @@ def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", p
     if views.get("num_crops", 1) not in (1, 3):
         raise ConfigError(f"test.num_crops: 1 (centre) or 3 (three crops), got {views['num_crops']}")
     model = model.to(device).eval()
-    return Predictor(model, data, names, device, resolve_precision(precision, device), **views)
+    return Predictor(model, data, names, device, resolve_precision(precision, device, "--precision"), **views)
 
 
 def clip_indices(num_frames_in_video: int, data: DataConfig, num_clips: int | None = None) -> list[list[int]]:

@@ -57,7 +57,7 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
     dataset = build_eval_dataset(config.data, config.test, class_names, list_file)
     loader = DataLoader(dataset, batch_size=config.test.batch_size, num_workers=config.test.num_workers,
                         sampler=ShardSampler(len(dataset), dist.rank, dist.world_size))
-    precision = resolve_precision(config.test.precision, dist.device)
+    precision = resolve_precision(config.test.precision, dist.device, "test.precision")
     describe = dataset.describe() if hasattr(dataset, "describe") else ""
     log.info("testing %s on %d videos: %s, %s, views combined by %s", checkpoint, len(dataset), describe,
              precision, config.test.aggregate)

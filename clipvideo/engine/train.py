@@ -324,7 +324,7 @@ def fit(config: Config, resume: str | None = None) -> dict:
              config.method, num_classes, len(train_set), steps_per_epoch, epochs, total_steps, dist.world_size)
     history = []
     result = None
-    eval_precision = resolve_precision(config.test.precision, dist.device)
+    eval_precision = resolve_precision(config.test.precision, dist.device, "test.precision")
     while state["epoch"] < epochs and state["step"] < total_steps:
         epoch = state["epoch"]
         seeded.epoch = epoch

@@ -74,7 +74,7 @@ def randomize_decoder(model, seed=0):
     "checkpoint, expected, precision, atol",
     [
         ("main", "logits_fp32", "fp32", 1e-5),
-        ("main", "logits_fp16", "fp16", 2e-3),  # official freeze_fp16: half backbone, fp32 decoder
+        ("main", "logits_fp16", "fp16!", 2e-3),  # official freeze_fp16: half backbone, fp32 decoder (forced on CPU)
         ("no_tca", "ablation_no_tca.logits_fp32", "fp32", 1e-5),
         ("qkv32", "ablation_qkv32.logits_fp32", "fp32", 1e-5),  # decoder q/k/v width 32 != backbone width 64
     ],
@@ -223,7 +223,7 @@ def test_loading_clip_weights_leaves_exactly_the_evl_parameters_new(fixture, fil
 
 
 def test_half_precision_backbone_keeps_layernorms_in_fp32(fixture, files):
-    model = build(tiny_config(backbone_precision="fp16"), num_classes=3)
+    model = build(tiny_config(backbone_precision="fp16!"), num_classes=3)
     for name, p in model.clip.named_parameters():
         expected = torch.float32 if (".ln_" in name or name.startswith("visual.ln_")) else torch.float16
         assert p.dtype == expected, name
