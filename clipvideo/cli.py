@@ -176,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input: one clear line, no traceback.
         print(f"clipvideo {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:
+        # A non-finite loss stops every process together; the first one says why, once.
+        import os
+
+        if os.environ.get("RANK", "0") == "0":
+            print(f"clipvideo {args.command}: error: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

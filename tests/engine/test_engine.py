@@ -151,12 +151,37 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, motion_data):
     assert_same_weights(weights(last), full)
 
 
-def torchrun(*args, timeout=600):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "clipvideo", *map(str, args)]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
-    assert result.returncode == 0, result.stdout + result.stderr
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "clipvideo"]
+
+
+def torchrun(*args, timeout=600, check=True, env=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    result = subprocess.run([*TORCHRUN, *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def kill_mid_epoch(command, last, steps_per_epoch, min_step=2):
+    """Start `command` in its own process group; SIGKILL the whole group once `last` holds a
+    checkpoint from inside the first epoch."""
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if last.is_file():
+            try:
+                state = torch.load(last, weights_only=True)
+            except Exception:
+                state = None
+            if state and state["step"] >= min_step and state["epoch"] == 0:
+                break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    interrupted = torch.load(last, weights_only=True)
+    assert interrupted["epoch"] == 0 and 0 < interrupted["step_in_epoch"] < steps_per_epoch, "the kill did not land mid-epoch"
+    return interrupted
 
 
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path, motion_data):
@@ -167,7 +192,15 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     run_cli("train", write_recipe(tmp_path / "single.yaml", single))
     double = recipe_for(tmp_path / "ddp", motion_data, **{**sgd, "batch_size": 2})
     torchrun("train", write_recipe(tmp_path / "ddp.yaml", double))
-    assert_same_weights(weights(tmp_path / "ddp" / "checkpoint_last.pt"), weights(tmp_path / "single" / "checkpoint_last.pt"), atol=1e-5)
+    trained = weights(tmp_path / "ddp" / "checkpoint_last.pt")
+    assert_same_weights(trained, weights(tmp_path / "single" / "checkpoint_last.pt"), atol=1e-5)
+    # ... and the runs did train: the weights moved away from the (seeded, shared) initial ones.
+    from clipvideo.engine.train import build_model
+
+    torch.manual_seed(3)
+    untrained = build_model(build_config(single), 9, motion_data.class_names).state_dict()
+    moved = [k for k in trained if (trained[k].float() - untrained[k].float()).abs().max() > 1e-4]
+    assert "head.weight" in moved and len(moved) > 0.75 * len(trained), f"only {len(moved)} of {len(trained)} moved"
 
 
 def test_distributed_evaluation_counts_every_video_once(tmp_path, motion_data):
@@ -337,3 +370,43 @@ def test_model_files_carry_their_data_settings_and_predict_needs_no_flags(name, 
         tested = run_cli("test", "--checkpoint", run / "model.pt", "--list", motion_data.val_list,
                          "--set", "test.batch_size=6", "test.num_workers=0")
         assert "8 frames x 1 clips x 1 crop" in tested.stdout and "on 18 videos" in tested.stdout
+
+
+def test_two_process_resume_after_kill_with_dropout_and_workers_matches_an_uninterrupted_run(tmp_path, motion_data):
+    """Each process draws its own dropout masks (seed + rank) from its own saved and restored stream,
+    with a DataLoader worker per process: SIGKILL both mid-epoch, resume, same weights."""
+    recipe = recipe_for(tmp_path / "full", motion_data, epochs=2, batch_size=2, checkpoint_every_steps=1)
+    recipe["model"]["dropout"] = 0.5
+    recipe["data"]["num_workers"] = 1
+    torchrun("train", write_recipe(tmp_path / "full.yaml", recipe))
+    full = torch.load(tmp_path / "full" / "checkpoint_last.pt", weights_only=True)
+    states = full["rng_per_rank"]
+    assert len(states) == 2 and not torch.equal(states[0]["torch"], states[1]["torch"])  # per-process streams
+
+    recipe["output_dir"] = str(tmp_path / "killed")
+    config_file = write_recipe(tmp_path / "killed.yaml", recipe)
+    last = tmp_path / "killed" / "checkpoint_last.pt"
+    kill_mid_epoch([*TORCHRUN, "train", str(config_file)], last, steps_per_epoch=9)
+    torchrun("train", config_file, "--resume", "auto")
+    assert_same_weights(weights(last), full["model"])
+
+
+def test_a_nan_loss_on_one_process_stops_every_process_with_one_message(tmp_path, motion_data):
+    recipe = recipe_for(tmp_path / "nan", motion_data, epochs=1, batch_size=2)
+    # Rank 1's loss is NaN at step 2. The timeout is far below gloo's 30-minute collective timeout:
+    # rank 0 must not wait in a gradient all-reduce for rank 1.
+    done = torchrun("train", write_recipe(tmp_path / "nan.yaml", recipe), check=False, timeout=300,
+                    env={"CLIPVIDEO_FAULT_NAN_LOSS": "1:2"})
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    message = "clipvideo train: error: the loss is not finite on process(es) 1 of 2 at step 2; every process stopped"
+    assert output.count(message) == 1, output
+    assert "clipvideo/engine/" not in output, output  # no traceback from our code on any process
+    # One process: the same one line, exit status 3.
+    one = subprocess.run([sys.executable, "-m", "clipvideo", "train", str(tmp_path / "nan.yaml"), "--set",
+                          f"output_dir={tmp_path / 'one'}"], capture_output=True, text=True, cwd=REPO, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "CLIPVIDEO_FAULT_NAN_LOSS": "0:1"})
+    assert one.returncode == 3 and "Traceback" not in one.stderr
+    assert [line for line in one.stderr.splitlines() if "error" in line] == [
+        "clipvideo train: error: the loss is not finite (nan) at step 1; every process stopped. Lower train.lr, "
+        "set train.grad_clip, or check the data (resume from the last checkpoint after the fix)"]
