@@ -44,6 +44,26 @@ def rng_state() -> dict:
     return state
 
 
+def _swap_arrays(value, to_numpy: bool):
+    """Tensors <-> numpy arrays, recursively: all_gather_object cannot unpickle tensors here."""
+    if isinstance(value, dict):
+        return {k: _swap_arrays(v, to_numpy) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_swap_arrays(v, to_numpy) for v in value)
+    if to_numpy and isinstance(value, torch.Tensor):
+        return value.cpu().numpy()
+    if not to_numpy and isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    return value
+
+
+def gather_rng_states() -> list[dict]:
+    """Every process's rng_state(), in rank order (collective: all ranks must call it)."""
+    from .distributed import all_gather_objects
+
+    return [_swap_arrays(s, to_numpy=False) for s in all_gather_objects(_swap_arrays(rng_state(), to_numpy=True))]
+
+
 def set_rng_state(state: dict) -> None:
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
     numpy_state = [x.numpy() if isinstance(x, torch.Tensor) else x for x in state["numpy"]]

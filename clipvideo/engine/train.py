@@ -23,7 +23,7 @@ from ..methods import METHODS
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
 from .data import build_eval_dataset, build_train_dataset, mix_collate, read_classes
-from .distributed import all_gather_objects, all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
+from .distributed import all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
 from .evaluate import ShardSampler, evaluate, write_predictions
 from .precision import autocast, resolve_precision
 
@@ -341,7 +341,7 @@ def fit(config: Config, resume: str | None = None) -> dict:
                                  generator=torch.Generator().manual_seed(seed))
 
     def save(mid_epoch: bool = False, metrics: dict | None = None) -> None:
-        rng_per_rank = all_gather_objects(ckpt.rng_state())  # every rank calls save: each stream is kept
+        rng_per_rank = ckpt.gather_rng_states()  # every rank calls save: each stream is kept
         if not dist.is_main:
             return
         payload = {
