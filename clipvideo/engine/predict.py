@@ -1,9 +1,11 @@
 """`clipvideo predict`: top-k labels for video files, sampling over the whole video.
 
-A checkpoint brings its model, class names and data settings; `--backbone CLIP.pt --classes`
-gives the frozen-CLIP zero-shot baseline with your own class names, no training needed.
-Views: with segment sampling, one clip of T segments spans the video; with dense sampling,
-C clips of T frames every `frame_stride` are spread evenly over it (C = enough to cover it, <= 10).
+A checkpoint brings its model, class names, data settings and test views (`--set data.X=..
+test.Y=..` overrides them); `--backbone CLIP.pt --classes` gives the frozen-CLIP zero-shot
+baseline with your own class names, no training needed. Views: the file's test views
+(num_clips x num_crops) when it records them; otherwise, with segment sampling one clip of T
+segments spans the video, and with dense sampling C clips of T frames every `frame_stride` are
+spread evenly over it (C = enough to cover it, <= 10). `--num-clips` overrides C.
 """
 
 import dataclasses
