@@ -162,9 +162,32 @@ def torchrun(*args, timeout=600, check=True, env=None):
     return result
 
 
+def process_tree(pid):
+    """pid and all its descendants (torchrun starts its workers in sessions of their own)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def running(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def kill_mid_epoch(command, last, steps_per_epoch, min_step=2):
-    """Start `command` in its own process group; SIGKILL the whole group once `last` holds a
-    checkpoint from inside the first epoch."""
+    """Start `command`; SIGKILL it and every process under it (torchrun workers, DataLoader
+    workers) once `last` holds a checkpoint from inside the first epoch."""
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
@@ -177,8 +200,15 @@ def kill_mid_epoch(command, last, steps_per_epoch, min_step=2):
             if state and state["step"] >= min_step and state["epoch"] == 0:
                 break
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
+    tree = process_tree(process.pid)
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     process.wait()
+    while any(running(pid) for pid in tree[1:]):  # nothing may write the run directory after this
+        time.sleep(0.05)
     interrupted = torch.load(last, weights_only=True)
     assert interrupted["epoch"] == 0 and 0 < interrupted["step_in_epoch"] < steps_per_epoch, "the kill did not land mid-epoch"
     return interrupted
@@ -386,8 +416,9 @@ def test_two_process_resume_after_kill_with_dropout_and_workers_matches_an_unint
     recipe["output_dir"] = str(tmp_path / "killed")
     config_file = write_recipe(tmp_path / "killed.yaml", recipe)
     last = tmp_path / "killed" / "checkpoint_last.pt"
-    kill_mid_epoch([*TORCHRUN, "train", str(config_file)], last, steps_per_epoch=9)
-    torchrun("train", config_file, "--resume", "auto")
+    interrupted = kill_mid_epoch([*TORCHRUN, "train", str(config_file)], last, steps_per_epoch=9)
+    resumed = torchrun("train", config_file, "--resume", "auto")
+    assert f"at epoch 1, step {interrupted['step']}" in resumed.stderr  # it did resume mid-epoch
     assert_same_weights(weights(last), full["model"])
 
 
