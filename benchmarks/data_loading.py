@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from clipvideo.data import KeyframeIndexCache, available_backends, build_train_transform, open_video  # noqa: E402
 from clipvideo.data.sampling import FrameSampler  # noqa: E402
 from clipvideo.data.synthetic import write_benchmark_video  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 
 
 def make_videos(directory: str, count: int, seconds: float, size: tuple[int, int], fps: int,
@@ -114,6 +115,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(1)  # as in a DataLoader worker
+    load_at_start = load_average()
     width, height = (int(v) for v in args.size.split("x"))
     start = time.perf_counter()
     paths = make_videos(args.video_dir, args.videos, args.seconds, (width, height), args.fps, args.gop)
@@ -156,6 +158,7 @@ def main() -> None:
     for method in methods:
         cells = "".join(f"| {rate[(method, s)][0]:18.1f} {rate[(method, s)][1]:11.1f} " for s in samplers)
         print(f"{names[method]:34s}{cells}")
+    print(load_report(torch.get_num_threads(), load_at_start))
     print()
     for name, store in stores.items():
         print(f"(d) {name}: disk {store['disk_ratio']:.2f}x the source videos, "

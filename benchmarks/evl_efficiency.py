@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
 from clipvideo.methods.evl import Config, build  # noqa: E402
 
@@ -139,6 +140,7 @@ def main() -> None:
         print(json.dumps(measure(args.worker, args)))
         return
 
+    load_at_start = load_average()
     results = []
     for row in ROWS:
         command = [sys.executable, __file__, *sys.argv[1:], "--worker", row]
@@ -158,6 +160,7 @@ def main() -> None:
         print(f"| {ROWS[r['row']]} | {r['trainable_params'] / 1e6:.1f} M of {r['total_params'] / 1e6:.1f} M | "
               f"{r['step_seconds']:.2f} | {r['step_cpu_seconds']:.1f} | {r['train_memory_mib']:.0f} | {r['peak_rss_mib']:.0f} | "
               f"{r['inference_clips_per_s']:.2f} |")
+    print(load_report(args.threads, load_at_start))
     frozen, finetune = results
     print()
     print(f"fine-tuning / EVL: {finetune['step_seconds'] / frozen['step_seconds']:.1f}x step time "

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipvideo.clip import tokenize  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 from clipvideo.official.xclip import load_official_hf_xclip  # noqa: E402
 
 CLASS_WORDS = ["dancing", "cooking", "swimming", "running", "reading", "juggling", "skiing", "surfing",
@@ -185,7 +186,9 @@ def report(args, inference: dict, training: dict, difference: float) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    load_at_start = load_average()
     print(report(args, *benchmark(args)))
+    print(load_report(torch.get_num_threads(), load_at_start))
     return 0
 
 

@@ -41,7 +41,14 @@ def cmd_train(args) -> int:
 def cmd_test(args) -> int:
     from .engine.testing import run_test
 
-    metrics = run_test(_config(args), args.checkpoint, args.list)
+    if args.config is None:  # the checkpoint's own data and test settings
+        from .engine.testing import config_from_checkpoint
+
+        overrides = list(args.set or []) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
+        config = config_from_checkpoint(args.checkpoint, overrides)
+    else:
+        config = _config(args)
+    metrics = run_test(config, args.checkpoint, args.list)
     print(f"views: {metrics['views']} ({metrics['precision']})")
     print(f"top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  mean class {metrics['mean_class_accuracy']:.2f}"
           f"  on {metrics['num_videos']} videos ({metrics['failed_videos']} unreadable, counted as wrong)")
@@ -52,7 +59,7 @@ def cmd_predict(args) -> int:
     from .engine.predict import load_predictor, predict_video
 
     predictor = load_predictor(args.checkpoint, args.classes, args.backbone, args.device, args.precision,
-                               **({"num_frames": args.num_frames} if args.num_frames else {}))
+                               **({"num_frames": args.num_frames} if args.num_frames else {}), overrides=args.set)
     results = [predict_video(predictor, video, args.top_k, args.num_clips) for video in args.videos]
     failed = [r for r in results if r.error]
     if args.json:
@@ -88,10 +95,9 @@ def cmd_convert(args) -> int:
             model.set_class_names(names)
         else:
             model.class_names = names
-    # A method whose official input differs from the data defaults (X-CLIP: ImageNet statistics,
-    # TSN segments) describes it, so that `clipvideo predict` feeds the converted model correctly.
-    extra = {"config": {"data": model.data_settings()}} if hasattr(model, "data_settings") else {}
-    save_model(model, args.destination, **extra)
+    # save_model stores the model's own input settings (data_settings(): X-CLIP's ImageNet statistics
+    # and TSN segments, EVL's dense stride), so that `clipvideo predict` feeds the converted model correctly.
+    save_model(model, args.destination)
     print(f"wrote {args.destination} ({args.method} -> clipvideo)")
     return 0
 
@@ -162,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clipvideo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add_config(p):
-        p.add_argument("config", help="YAML recipe (configs/...)")
+    def add_config(p, optional: bool = False):
+        p.add_argument("config", help="YAML recipe (configs/...)", **({"nargs": "?"} if optional else {}))
         p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override config values, e.g. train.lr=1e-4")
         p.add_argument("--output-dir", help="run directory (same as --set output_dir=...)")
 
@@ -172,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="checkpoint to resume from, or 'auto' for the run directory's last one")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("test", help="evaluate a checkpoint with the recipe's views")
-    add_config(p)
+    p = sub.add_parser("test", help="evaluate a checkpoint with the recipe's views (no recipe: the checkpoint's own)")
+    add_config(p, optional=True)
     p.add_argument("--checkpoint", required=True, help="native clipvideo checkpoint (model.pt / checkpoint_last.pt)")
     p.add_argument("--list", help="evaluate this list instead of data.val_list")
     p.set_defaults(func=cmd_test)
@@ -186,9 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--num-clips", type=int, help="views per video (default: enough to cover the video)")
     p.add_argument("--num-frames", type=int, help="frames per clip for --backbone zero-shot (default 8)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "fp16!"],
+                   help="auto: bf16 on CPUs with native bf16, else fp32; fp16 runs as bf16 on CPUs without native fp16 unless fp16!")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                   help="override the checkpoint's data/test settings, e.g. data.short_side=256 test.num_clips=3")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("convert", help="official checkpoint -> native clipvideo checkpoint")
@@ -251,6 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input: one clear line, no traceback.
         print(f"clipvideo {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:
+        # A non-finite loss stops every process together; the first one says why, once.
+        import os
+
+        if os.environ.get("RANK", "0") == "0":
+            print(f"clipvideo {args.command}: error: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

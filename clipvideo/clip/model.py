@@ -129,9 +129,10 @@ class CLIP(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.visual.conv1.weight.dtype
 
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, E), not normalised."""
-        return self.visual(images)
+    def encode_image(self, images: torch.Tensor, **block_kwargs) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, E), not normalised. `block_kwargs` (e.g. num_frames for video blocks
+        that mix frames, N = B*T) go to every vision block."""
+        return self.visual(images, **block_kwargs)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """(K, L) token ids -> (K, E) at the end-of-text position, not normalised."""

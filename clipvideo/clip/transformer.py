@@ -113,25 +113,42 @@ class Transformer(nn.Module):
         indices: int | Sequence[int],
         attn_mask: torch.Tensor | None = None,
         stop_early: bool = False,
+        **block_kwargs,
     ) -> tuple[torch.Tensor, list[BlockOutput]]:
         """Run the stack once, returning the final tokens and a BlockOutput per requested block.
 
         With `stop_early`, blocks after the last requested one are skipped and the returned
-        tokens are that block's output.
+        tokens are that block's output. `block_kwargs` (e.g. num_frames) go to every block, tapped
+        or not. A tapped block runs its own `forward_with_qkv`; a subclass that changes `forward`
+        must provide one too (checked here), else the tap would silently run the stock block.
         """
         wanted = take_indices(len(self.resblocks), indices)
         last = wanted[-1] if stop_early else len(self.resblocks) - 1
         taps = []
         for i, block in enumerate(self.resblocks[: last + 1]):
+            step = block
             if i in wanted:
-                if self.grad_checkpointing and torch.is_grad_enabled():
-                    tap = checkpoint(block.forward_with_qkv, x, attn_mask, use_reentrant=False)
-                else:
-                    tap = block.forward_with_qkv(x, attn_mask)
-                taps.append(tap)
-                x = tap.out
-            elif self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, attn_mask, use_reentrant=False)
+                check_tappable(block)
+                step = block.forward_with_qkv
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                out = checkpoint(step, x, attn_mask, use_reentrant=False, **block_kwargs)
             else:
-                x = block(x, attn_mask)
+                out = step(x, attn_mask, **block_kwargs)
+            if i in wanted:
+                taps.append(out)
+                out = out.out
+            x = out
         return x, taps
+
+
+def check_tappable(block: nn.Module) -> None:
+    """A block whose forward differs from the stock one must also define forward_with_qkv."""
+    cls = type(block)
+    own_forward = getattr(cls, "forward", None) is not ResidualAttentionBlock.forward
+    own_taps = getattr(cls, "forward_with_qkv", None) not in (None, ResidualAttentionBlock.forward_with_qkv)
+    if not hasattr(block, "forward_with_qkv") or (own_forward and not own_taps):
+        raise TypeError(
+            f"{cls.__name__} overrides forward but not forward_with_qkv, so forward_intermediates cannot tap it "
+            "without skipping its changes; give it a forward_with_qkv that returns BlockOutput(out, q, k, v) "
+            "from the same pass"
+        )

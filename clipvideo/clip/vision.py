@@ -94,14 +94,15 @@ class VisionTransformer(nn.Module):
         return self.pool(self.transformer(self.embed(images), **block_kwargs))
 
     def forward_intermediates(
-        self, images: torch.Tensor, indices: int | Sequence[int], stop_early: bool = False
+        self, images: torch.Tensor, indices: int | Sequence[int], stop_early: bool = False, **block_kwargs
     ) -> VisionIntermediates:
         """One forward pass returning per-block outputs, q and k (int n = the last n blocks).
 
         With `stop_early` the blocks after the last requested one are not run and `features`
-        is computed from that block's output.
+        is computed from that block's output. `block_kwargs` (e.g. num_frames) go to every block.
         """
-        x, taps = self.transformer.forward_intermediates(self.embed(images), indices, stop_early=stop_early)
+        x, taps = self.transformer.forward_intermediates(self.embed(images), indices, stop_early=stop_early,
+                                                         **block_kwargs)
         return VisionIntermediates(self.pool(x), x, taps)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:

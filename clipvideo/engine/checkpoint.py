@@ -44,6 +44,26 @@ def rng_state() -> dict:
     return state
 
 
+def _swap_arrays(value, to_numpy: bool):
+    """Tensors <-> numpy arrays, recursively: all_gather_object cannot unpickle tensors here."""
+    if isinstance(value, dict):
+        return {k: _swap_arrays(v, to_numpy) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_swap_arrays(v, to_numpy) for v in value)
+    if to_numpy and isinstance(value, torch.Tensor):
+        return value.cpu().numpy()
+    if not to_numpy and isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    return value
+
+
+def gather_rng_states() -> list[dict]:
+    """Every process's rng_state(), in rank order (collective: all ranks must call it)."""
+    from .distributed import all_gather_objects
+
+    return [_swap_arrays(s, to_numpy=False) for s in all_gather_objects(_swap_arrays(rng_state(), to_numpy=True))]
+
+
 def set_rng_state(state: dict) -> None:
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
     numpy_state = [x.numpy() if isinstance(x, torch.Tensor) else x for x in state["numpy"]]
@@ -69,9 +89,54 @@ def model_payload(model) -> dict:
     }
 
 
-def save_model(model, path: str | Path, **extra) -> None:
-    """A native clipvideo checkpoint for inference (what `clipvideo convert` writes)."""
-    atomic_save({**model_payload(model), **extra}, path)
+def _plain(settings) -> dict:
+    return dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else dict(settings)
+
+
+def inference_settings(model, data=None, test=None) -> dict:
+    """{"data": ..., "test": ...}: how `model` must be fed, stored in every model file.
+
+    `data`/`test` are the run's DataConfig/TestConfig (or dicts of their fields). Without them the
+    model describes itself (`data_settings()`, `test_settings()`), else the frame count and input
+    size are read from the model, so that predict never falls back to unrelated defaults.
+    """
+    if data is None and hasattr(model, "data_settings"):
+        data = model.data_settings()
+    if data is None:
+        data = {}
+        if hasattr(model.config, "num_frames"):
+            data["num_frames"] = model.config.num_frames
+        from ..clip.vision import VisionTransformer
+
+        vision = next((m for m in model.modules() if isinstance(m, VisionTransformer)), None)
+        if vision is not None:
+            data["input_size"] = vision.image_size
+            data["short_side"] = round(vision.image_size * 256 / 224)
+    if test is None and hasattr(model, "test_settings"):
+        test = model.test_settings()
+    settings = {"data": _plain(data)}
+    if test is not None:
+        settings["test"] = _plain(test)
+    return settings
+
+
+def save_model(model, path: str | Path, data=None, test=None, **extra) -> None:
+    """A native clipvideo checkpoint for inference (what `fit` and `clipvideo convert` write).
+
+    It always carries `config: {data, test}` (see `inference_settings`), which predict/test/load use.
+    """
+    config = {**inference_settings(model, data, test), **extra.pop("config", {})}
+    atomic_save({**model_payload(model), **extra, "config": config}, path)
+
+
+def stored_settings(payload: dict, path: str | Path = "checkpoint"):
+    """(DataConfig, TestConfig) recorded in a checkpoint; defaults for what it does not record."""
+    from .config import DataConfig, TestConfig, from_dict
+
+    config = payload.get("config") or {}
+    data = from_dict(DataConfig, config.get("data") or {}, f"{path}: config.data")
+    test = from_dict(TestConfig, config.get("test") or {}, f"{path}: config.test")
+    return data, test
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -124,8 +189,14 @@ def _num_classes_from_state(state: dict) -> int:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """`clipvideo.load`: a ready model (eval mode) from a native clipvideo checkpoint."""
-    model = model_from_payload(read_checkpoint(path), path)
+    """`clipvideo.load`: a ready model (eval mode) from a native clipvideo checkpoint.
+
+    `model.data_config` / `model.test_config` say how it was fed (frames, sampling, stride, input
+    size, short side, normalisation, views), as recorded in the file.
+    """
+    payload = read_checkpoint(path)
+    model = model_from_payload(payload, path)
+    model.data_config, model.test_config = stored_settings(payload, path)
     return model.to(device)
 
 

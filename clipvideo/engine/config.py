@@ -93,7 +93,7 @@ class TestConfig:
     num_crops: int = 1  # S spatial crops per clip (1 = centre, 3 = three crops)
     batch_size: int = 4  # videos per batch
     aggregate: str = "prob"  # combine views by averaging "prob" (softmax), "logit", or "feature" (video embeddings, Text4Vis)
-    precision: str = "auto"  # auto: bf16 on CPUs with bf16 support, else fp32 | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto: bf16 on CPUs with native bf16, else fp32 | fp32 | bf16 | fp16 (bf16 on CPUs without native fp16) | fp16! (forced)
     num_workers: int = 2
     short_side: int | None = None  # `clipvideo test` short side (None: data.short_side), e.g. AIM tests at 224, validates at 256
     views_per_batch: int | None = None  # run at most this many views through the model at once (None: all views of a batch)
@@ -205,6 +205,26 @@ def method_config(method: str, values: dict, where: str = "model"):
 # Files and overrides
 
 
+# A value that opens a YAML list, mapping or quoted string must parse; anything else that is not
+# valid YAML (",", "@home", "a: b: c") is meant literally and stays the raw string.
+_STRUCTURED_STARTS = ("[", "{", '"', "'")
+
+
+def _override_value(key: str, raw: str):
+    if not raw.strip():
+        return ""
+    try:
+        return yaml.safe_load(raw)  # "1e-4" stays a string until build_config
+    except yaml.YAMLError as error:
+        if raw.lstrip().startswith(_STRUCTURED_STARTS):
+            problem = getattr(error, "problem", None) or "invalid YAML"
+            raise ConfigError(
+                f"--set {key}={raw}: {key} is not valid YAML ({problem}); close the list/mapping/quote, "
+                f"e.g. {key}=[1, 2] or {key}='text'"
+            ) from None
+        return raw
+
+
 def parse_overrides(items: list[str]) -> dict:
     """["train.lr=1e-4", "data.root=/x"] -> nested dict; values are parsed as YAML scalars."""
     nested: dict = {}
@@ -212,7 +232,7 @@ def parse_overrides(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=1e-4")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""  # "1e-4" stays a string until build_config
+        value = _override_value(key.strip(), raw)
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:

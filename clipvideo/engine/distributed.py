@@ -72,6 +72,16 @@ def all_gather_objects(obj) -> list:
     return out
 
 
+def ranks_all_true(flag: bool, device: torch.device) -> list[bool]:
+    """Every rank's flag, in rank order (one small all-gather); [flag] when not distributed."""
+    if not dist.is_initialized():
+        return [flag]
+    mine = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    out = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, mine)
+    return [bool(t.item()) for t in out]
+
+
 def all_reduce_mean(value: float, device: torch.device) -> float:
     if not dist.is_initialized():
         return value

@@ -41,6 +41,7 @@ class EvalResult:
     labels: torch.Tensor  # (V,)
     indices: torch.Tensor  # (V,) dataset indices
     failed: list[str] = field(default_factory=list)  # videos that could not be decoded
+    failed_mask: torch.Tensor | None = None  # (V,) True for those videos' rows
 
     @property
     def num_videos(self) -> int:
@@ -76,8 +77,8 @@ def evaluate(
 ) -> EvalResult:
     """Score every video the loader's sampler gives this rank, then gather all ranks' results.
 
-    Videos that fail to decode are counted and listed in `failed`; they score as wrong
-    (a uniform score vector), so accuracy is over every listed video, never silently fewer.
+    Videos that fail to decode are counted and listed in `failed`; every metric counts them as
+    wrong (whatever their score row), so accuracy is over every listed video, never silently fewer.
     """
     model.eval()
     rows = []
@@ -98,16 +99,17 @@ def evaluate(
     labels = torch.tensor([r[2] for r in gathered])
     scores = torch.stack([r[1] for r in gathered])
     failed = [_video_name(dataset, r[0]) for r in gathered if not r[3]]
+    bad = torch.tensor([not r[3] for r in gathered])
     if failed:
-        # A failed video must not count as correct by accident: give it a flat score row.
-        bad = torch.tensor([not r[3] for r in gathered])
+        # The metrics count failed videos as wrong from `bad`; the flat row is only what
+        # predictions.jsonl shows for them (no class is preferred).
         scores[bad] = 1.0 / scores.shape[1]
         for name in failed:
             log.warning("evaluation: could not decode %s; counted as wrong", name)
-    metrics = summarize(scores, labels, num_classes or scores.shape[1])
+    metrics = summarize(scores, labels, num_classes or scores.shape[1], bad)
     metrics["num_videos"] = len(labels)
     metrics["failed_videos"] = len(failed)
-    return EvalResult(metrics, scores, labels, indices, failed)
+    return EvalResult(metrics, scores, labels, indices, failed, bad)
 
 
 def _video_name(dataset, index: int) -> str:
@@ -131,7 +133,7 @@ def write_predictions(result: EvalResult, path: str | Path, class_names: list[st
                 "video": _video_name(dataset, index) if dataset is not None else None,
                 "label": int(result.labels[row]),
                 "label_name": name(int(result.labels[row])),
-                "failed": _video_name(dataset, index) in result.failed if dataset is not None else False,
+                "failed": bool(result.failed_mask[row]) if result.failed_mask is not None else False,
                 "top": [{"class": int(c), "name": name(int(c)), "score": round(float(s), 6)}
                         for s, c in zip(top.values, top.indices)],
             }) + "\n")

@@ -46,7 +46,7 @@ def plot_run(run_dir: str | Path, result=None, class_names: list[str] | None = N
         written.append(path)
     if result is not None and result.scores.shape[1] <= 100:
         num_classes = result.scores.shape[1]
-        matrix = confusion_matrix(result.scores, result.labels, num_classes)
+        matrix = confusion_matrix(result.scores, result.labels, num_classes, result.failed_mask)
         size = min(4 + 0.35 * num_classes, 20)
         fig, ax = plt.subplots(figsize=(size, size))
         ax.imshow(matrix, cmap="Blues")

@@ -1,11 +1,14 @@
 """`clipvideo predict`: top-k labels for video files, sampling over the whole video.
 
-A checkpoint brings its model, class names and data settings; `--backbone CLIP.pt --classes`
-gives the frozen-CLIP zero-shot baseline with your own class names, no training needed.
-Views: with segment sampling, one clip of T segments spans the video; with dense sampling,
-C clips of T frames every `frame_stride` are spread evenly over it (C = enough to cover it, <= 10).
+A checkpoint brings its model, class names, data settings and test views (`--set data.X=..
+test.Y=..` overrides them); `--backbone CLIP.pt --classes` gives the frozen-CLIP zero-shot
+baseline with your own class names, no training needed. Views: the file's test views
+(num_clips x num_crops) when it records them; otherwise, with segment sampling one clip of T
+segments spans the video, and with dense sampling C clips of T frames every `frame_stride` are
+spread evenly over it (C = enough to cover it, <= 10). `--num-clips` overrides C.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +18,7 @@ import torch
 from .. import data as video_data
 from ..clip import CheckpointError
 from . import checkpoint as ckpt
-from .config import ConfigError, DataConfig, from_dict
+from .config import ConfigError, DataConfig, TestConfig, _floats_from_strings, from_dict, merge, parse_overrides
 from .data import normalization
 from .precision import autocast, resolve_precision
 
@@ -42,6 +45,8 @@ class Predictor:
     class_names: list[str]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
+    num_clips: int | None = None  # views per video (None: enough clips to cover it)
+    num_crops: int = 1  # 1 centre crop or 3 crops per clip
 
 
 def parse_classes(classes) -> list[str]:
@@ -60,15 +65,35 @@ def parse_classes(classes) -> list[str]:
     return names
 
 
+def apply_overrides(data: DataConfig, test: TestConfig, overrides: list[str] | None):
+    """`--set data.short_side=256 test.num_clips=3`: the user's word over the checkpoint's settings."""
+    if not overrides:
+        return data, test
+    values = _floats_from_strings(parse_overrides(overrides))
+    for section in values:
+        if section not in ("data", "test"):
+            raise ConfigError(f"--set {section}...: predict takes only data.* and test.* settings")
+    data = from_dict(DataConfig, merge(dataclasses.asdict(data), values.get("data", {})), "--set data")
+    test = from_dict(TestConfig, merge(dataclasses.asdict(test), values.get("test", {})), "--set test")
+    return data, test
+
+
 def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", precision="auto",
-                   num_frames: int = 8, heads: int | None = None, text_heads: int | None = None) -> Predictor:
+                   num_frames: int = 8, heads: int | None = None, text_heads: int | None = None,
+                   overrides: list[str] | None = None) -> Predictor:
     device = torch.device(device)
     names = parse_classes(classes)
+    views = {}
     if checkpoint:
         payload = ckpt.read_checkpoint(checkpoint)
         model = ckpt.model_from_payload(payload, checkpoint)
-        data = from_dict(DataConfig, payload.get("config", {}).get("data", {}), f"{checkpoint}: config.data")
-        data.num_frames = getattr(model.config, "num_frames", data.num_frames)
+        # The file's own data settings (every native model file records them; older ones may not).
+        data, test = ckpt.stored_settings(payload, checkpoint)
+        if "num_frames" not in ((payload.get("config") or {}).get("data") or {}):
+            data.num_frames = getattr(model.config, "num_frames", data.num_frames)
+        data, test = apply_overrides(data, test, overrides)
+        if (payload.get("config") or {}).get("test") or overrides and any(o.startswith("test.") for o in overrides):
+            views = {"num_clips": test.num_clips, "num_crops": test.num_crops}
         if names:
             if not getattr(model, "uses_text", False):
                 raise ConfigError(
@@ -91,10 +116,15 @@ def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", p
         resolution = model.clip.config.image_resolution
         data = DataConfig(num_frames=num_frames, sampling="segment", input_size=resolution,
                           short_side=round(resolution * 256 / 224))
+        data, test = apply_overrides(data, TestConfig(), overrides)
+        if overrides and any(o.startswith("test.") for o in overrides):
+            views = {"num_clips": test.num_clips, "num_crops": test.num_crops}
     else:
         raise ConfigError("give --checkpoint CKPT, or --backbone CLIP.pt with --classes \"a,b,c\"")
+    if views.get("num_crops", 1) not in (1, 3):
+        raise ConfigError(f"test.num_crops: 1 (centre) or 3 (three crops), got {views['num_crops']}")
     model = model.to(device).eval()
-    return Predictor(model, data, names, device, resolve_precision(precision, device))
+    return Predictor(model, data, names, device, resolve_precision(precision, device, "--precision"), **views)
 
 
 def clip_indices(num_frames_in_video: int, data: DataConfig, num_clips: int | None = None) -> list[list[int]]:
@@ -113,13 +143,15 @@ def clip_indices(num_frames_in_video: int, data: DataConfig, num_clips: int | No
 @torch.no_grad()
 def predict_video(predictor: Predictor, path: str, top_k: int = 5, num_clips: int | None = None) -> Prediction:
     data = predictor.data
+    num_clips = num_clips or predictor.num_clips
     try:
         total = video_data.video_num_frames(str(path), backend=data.backend)
         if total <= 0:
             raise video_data.VideoDecodeError(str(path), "no frames")
         views = clip_indices(total, data, num_clips)
         mean, std = normalization(data)
-        transform = video_data.build_test_transform(size=data.input_size, short_side=data.short_side, crop="center",
+        crop = "three" if predictor.num_crops == 3 else "center"
+        transform = video_data.build_test_transform(size=data.input_size, short_side=data.short_side, crop=crop,
                                                     mean=mean, std=std)
         all_indices = sorted({i for clip in views for i in clip})
         decoded = video_data.decode_frames(str(path), all_indices, backend=data.backend)  # (F, H, W, 3)
@@ -132,18 +164,23 @@ def predict_video(predictor: Predictor, path: str, top_k: int = 5, num_clips: in
         batch = batch.flatten(0, 1) if batch.dim() == 6 else batch  # three-crop transforms add an axis
     except video_data.VideoDecodeError as error:
         return Prediction(str(path), [], "", 0, 0, error=str(error))
-    with autocast(predictor.device, predictor.precision):
-        logits = predictor.model(batch.to(predictor.device))  # (V, K)
+    description = f"{data.num_frames} frames x {len(views)} clips x {predictor.num_crops} crop{'s' if predictor.num_crops > 1 else ''}"
+    try:
+        with autocast(predictor.device, predictor.precision):
+            logits = predictor.model(batch.to(predictor.device))  # (V, K)
+    except Exception as error:  # one line for this video; the other videos still run
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return Prediction(str(path), [], description, 0, total,
+                          error=f"the model failed on this video ({description}, {tuple(batch.shape[-2:])} px): {first}")
     probabilities = logits.float().softmax(dim=-1).mean(dim=0)
     top = probabilities.topk(min(top_k, len(probabilities)))
     names = predictor.class_names
-    description = f"{data.num_frames} frames x {len(views)} clips x 1 crop"
     return Prediction(
         str(path),
         [{"label": names[int(c)] if int(c) < len(names) else str(int(c)), "score": round(float(s), 6)}
          for s, c in zip(top.values, top.indices)],
         description,
-        len(views),
+        len(batch),
         total,
     )
 

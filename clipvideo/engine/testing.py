@@ -7,7 +7,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
-from .config import Config, ConfigError
+from .config import Config, ConfigError, build_config, merge, parse_overrides
 from .data import build_eval_dataset, read_classes
 from .distributed import barrier, init_distributed, setup_logging
 from .evaluate import ShardSampler, evaluate, write_predictions
@@ -16,12 +16,34 @@ from .precision import resolve_precision
 log = logging.getLogger("clipvideo")
 
 
+# The data fields that decide what the model sees; a recipe that disagrees with the file gets a warning.
+INPUT_FIELDS = ("num_frames", "sampling", "sampling_protocol", "frame_stride", "input_size", "short_side",
+                "normalization")
+
+
+def config_from_checkpoint(checkpoint: str, overrides: list[str] | None = None) -> Config:
+    """`clipvideo test --checkpoint FILE` without a recipe: the file's data and test settings
+    (its run's val_list included), then the user's --set overrides. Output: FILE's folder/test."""
+    payload = ckpt.read_checkpoint(checkpoint)
+    stored = payload.get("config") or {}
+    values = {"method": payload.get("method", "frozen"), "data": stored.get("data") or {},
+              "test": stored.get("test") or {}, "output_dir": str(Path(checkpoint).parent / "test")}
+    if overrides:
+        values = merge(values, parse_overrides(overrides))
+    return build_config(values, f"{checkpoint}: stored settings" + (" (with --set overrides)" if overrides else ""))
+
+
 def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> dict:
     """Load `checkpoint`, evaluate on data.val_list (or `list_file`), write predictions.jsonl."""
     dist = init_distributed(config.train.device)
     setup_logging(dist.rank)
     payload = ckpt.read_checkpoint(checkpoint)
     model = ckpt.model_from_payload(payload, checkpoint).to(dist.device)
+    stored = (payload.get("config") or {}).get("data") or {}
+    differ = [f"{k}={getattr(config.data, k)!r} (file: {stored[k]!r})" for k in INPUT_FIELDS
+              if k in stored and stored[k] != getattr(config.data, k)]
+    if differ:
+        log.warning("the recipe feeds %s differently from how it was trained/converted: %s", checkpoint, ", ".join(differ))
     class_names = read_classes(config.data)
     if class_names is not None:
         if getattr(model, "uses_text", False):
@@ -35,7 +57,7 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
     dataset = build_eval_dataset(config.data, config.test, class_names, list_file)
     loader = DataLoader(dataset, batch_size=config.test.batch_size, num_workers=config.test.num_workers,
                         sampler=ShardSampler(len(dataset), dist.rank, dist.world_size))
-    precision = resolve_precision(config.test.precision, dist.device)
+    precision = resolve_precision(config.test.precision, dist.device, "test.precision")
     describe = dataset.describe() if hasattr(dataset, "describe") else ""
     log.info("testing %s on %d videos: %s, %s, views combined by %s", checkpoint, len(dataset), describe,
              precision, config.test.aggregate)

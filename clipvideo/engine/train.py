@@ -7,6 +7,7 @@ logs to a progress bar, a JSONL file and TensorBoard, and finishes with plots.
 import json
 import logging
 import math
+import os
 import random
 import time
 from contextlib import nullcontext
@@ -22,7 +23,7 @@ from ..methods import METHODS
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
 from .data import build_eval_dataset, build_train_dataset, mix_collate, read_classes
-from .distributed import all_reduce_mean, barrier, init_distributed, setup_logging
+from .distributed import all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
 from .evaluate import ShardSampler, evaluate, write_predictions
 from .precision import autocast, resolve_precision
 
@@ -155,8 +156,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, con
             with autocast(device, train.precision):
                 out = model(video, target, train.label_smoothing)
             loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {state['step']}; lower train.lr or check the data")
+            check_finite(loss, state["step"], dist)
             scaled = loss / accumulation
             (scaler.scale(scaled) if scaler else scaled).backward()
         losses.append(loss.item())
@@ -196,6 +196,32 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, con
     mean_loss = all_reduce_mean(float(np.mean(losses)) if losses else float("nan"), device)
     accuracy = all_reduce_mean(100.0 * correct / counted, device) if counted else None
     return {"loss": mean_loss, "train_top1": accuracy, "clips_per_s": seen * dist.world_size / (time.perf_counter() - start_time)}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised on every process, together, when any process's loss is NaN or infinite."""
+
+
+# Fault injection for tests: "RANK:STEP" makes that process's loss NaN at that optimiser step.
+NAN_LOSS_FAULT_ENV = "CLIPVIDEO_FAULT_NAN_LOSS"
+
+
+def check_finite(loss: torch.Tensor, step: int, dist) -> None:
+    """Stop every process with one message when any loss is not finite. The flags are gathered
+    each step before backward, so no process waits in a gradient all-reduce for one that died."""
+    fault = os.environ.get(NAN_LOSS_FAULT_ENV)
+    if fault and fault == f"{dist.rank}:{step}":
+        loss.data.fill_(float("nan"))
+    value = loss.item()
+    bad = [dist.rank] if not math.isfinite(value) else []
+    if dist.enabled:
+        bad = [rank for rank, ok in enumerate(ranks_all_true(math.isfinite(value), dist.device)) if not ok]
+    if bad:
+        where = f"on process(es) {', '.join(map(str, bad))} of {dist.world_size}" if dist.enabled else f"({value})"
+        raise NonFiniteLossError(
+            f"the loss is not finite {where} at step {step}; every process stopped. Lower train.lr, "
+            "set train.grad_clip, or check the data (resume from the last checkpoint after the fix)"
+        )
 
 
 class TrainStep(torch.nn.Module):
@@ -249,9 +275,10 @@ def fit(config: Config, resume: str | None = None) -> dict:
     sampler = EpochSampler(len(seeded), train_cfg.batch_size, seed, dist.rank, dist.world_size)
     collate = mix_collate(config.data, num_classes, train_cfg.label_smoothing)
     loader = DataLoader(seeded, batch_size=train_cfg.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=config.data.num_workers, collate_fn=collate, pin_memory=dist.device.type == "cuda")
+                        num_workers=config.data.num_workers, collate_fn=collate, pin_memory=dist.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(seed + dist.rank))  # own stream: a resume does not shift the global one
 
-    model = build_model(config, num_classes, class_names).to(dist.device)
+    model = build_model(config, num_classes, class_names).to(dist.device)  # same seed on every rank: same init
     optimizer = build_optimizer(model, train_cfg)
     steps_per_epoch = len(sampler) // train_cfg.batch_size // train_cfg.accumulation_steps
     total_steps = steps_per_epoch * train_cfg.epochs
@@ -272,6 +299,11 @@ def fit(config: Config, resume: str | None = None) -> dict:
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(train_cfg.ema_decay))
 
+    # From here each process draws its own random numbers (dropout masks differ across GPUs).
+    random.seed(seed + dist.rank)
+    np.random.seed(seed + dist.rank)
+    torch.manual_seed(seed + dist.rank)
+    resume_rng = None
     state = {"epoch": 0, "step": 0, "step_in_epoch": 0, "epochs": epochs, "total_steps": total_steps, "best_top1": None}
     resume_path = ckpt.find_latest(run_dir) if resume == "auto" else (Path(resume) if resume else None)
     if resume_path:
@@ -285,7 +317,13 @@ def fit(config: Config, resume: str | None = None) -> dict:
             ema.load_state_dict(payload["ema"])
         state.update(epoch=payload["epoch"], step=payload["step"], step_in_epoch=payload["step_in_epoch"],
                      best_top1=payload.get("metrics", {}).get("best_top1"))
-        ckpt.set_rng_state(payload["rng"])
+        resume_rng = payload["rng"]
+        per_rank = payload.get("rng_per_rank")
+        if per_rank and len(per_rank) == dist.world_size:
+            resume_rng = per_rank[dist.rank]
+        elif dist.enabled or per_rank:
+            log.warning("%s was saved by %d process(es), resumed on %d: the random streams (dropout) differ from "
+                        "an uninterrupted run", resume_path, len(per_rank or [0]), dist.world_size)
         log.info("resumed from %s at epoch %d, step %d", resume_path, state["epoch"] + 1, state["step"])
     elif resume == "auto":
         log.info("no checkpoint in %s; starting from scratch", run_dir)
@@ -299,9 +337,11 @@ def fit(config: Config, resume: str | None = None) -> dict:
     if config.data.val_list or config.data.dummy:
         eval_set = build_eval_dataset(config.data, config.test, class_names)
         eval_loader = DataLoader(eval_set, batch_size=config.test.batch_size, num_workers=config.test.num_workers,
-                                 sampler=ShardSampler(len(eval_set), dist.rank, dist.world_size))
+                                 sampler=ShardSampler(len(eval_set), dist.rank, dist.world_size),
+                                 generator=torch.Generator().manual_seed(seed))
 
     def save(mid_epoch: bool = False, metrics: dict | None = None) -> None:
+        rng_per_rank = ckpt.gather_rng_states()  # every rank calls save: each stream is kept
         if not dist.is_main:
             return
         payload = {
@@ -314,7 +354,8 @@ def fit(config: Config, resume: str | None = None) -> dict:
             "step": state["step"],
             "step_in_epoch": state["step_in_epoch"] if mid_epoch else 0,
             "config": config.to_dict(),
-            "rng": ckpt.rng_state(),
+            "rng": rng_per_rank[0],
+            "rng_per_rank": rng_per_rank,
             "metrics": {**(metrics or {}), "best_top1": state["best_top1"]},
         }
         ckpt.atomic_save(payload, run_dir / "checkpoint_last.pt")
@@ -324,7 +365,9 @@ def fit(config: Config, resume: str | None = None) -> dict:
              config.method, num_classes, len(train_set), steps_per_epoch, epochs, total_steps, dist.world_size)
     history = []
     result = None
-    eval_precision = resolve_precision(config.test.precision, dist.device)
+    eval_precision = resolve_precision(config.test.precision, dist.device, "test.precision")
+    if resume_rng is not None:  # restored last, so nothing above draws from the resumed streams
+        ckpt.set_rng_state(resume_rng)
     while state["epoch"] < epochs and state["step"] < total_steps:
         epoch = state["epoch"]
         seeded.epoch = epoch
@@ -353,7 +396,7 @@ def fit(config: Config, resume: str | None = None) -> dict:
         save(metrics=row)
     run_log.close()
     if dist.is_main:
-        ckpt.save_model(ema.module if ema is not None else model, run_dir / "model.pt")
+        ckpt.save_model(ema.module if ema is not None else model, run_dir / "model.pt", data=config.data, test=config.test)
         if result is not None:
             write_predictions(result, run_dir / "predictions.jsonl", class_names, eval_set)
         from .plots import plot_run

@@ -15,7 +15,9 @@ Optional hooks (the engine uses them when present):
 - `training_only_prefixes`: state-dict key prefixes (a distillation teacher) that are never
   saved in model files nor averaged; a model rebuilt for inference does not need them.
 - `data_settings()`: the DataConfig fields this model must be fed with (normalisation, sampling,
-  input size, ...), stored in every native model file so predict/test use them.
+  input size, ...), stored in every native model file so predict/test use them. A trained model's
+  file records its run's `data:` instead; without either, frames and input size are read off the model.
+- `test_settings()`: the TestConfig fields of the official views (num_clips, num_crops), stored likewise.
 """
 
 from dataclasses import dataclass, replace

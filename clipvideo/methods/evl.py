@@ -33,6 +33,7 @@ from torch import nn
 
 from ..clip import LayerNorm, QuickGELU
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
+from ..engine.precision import fp16_on_cpu
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +176,7 @@ class DecoderBlock(nn.Module):
 # The model
 
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp16!": torch.float16}
 
 
 def cast_backbone(visual: nn.Module, dtype: torch.dtype) -> None:
@@ -196,7 +197,7 @@ class EVL(VideoRecognizer):
         super().__init__(config)
         if config.backbone_precision not in PRECISIONS:
             raise ValueError(f"model.backbone_precision must be one of {sorted(PRECISIONS)}, got {config.backbone_precision!r}")
-        if not config.freeze_backbone and config.backbone_precision != "fp32":
+        if not config.freeze_backbone and config.backbone_precision != "fp32":  # fp16! included
             raise ValueError(
                 "model.backbone_precision must be fp32 when the backbone is trained (freeze_backbone: false); "
                 "use train.precision for mixed precision"
@@ -219,7 +220,11 @@ class EVL(VideoRecognizer):
         )
         if config.freeze_backbone:
             freeze(self.clip)
-            cast_backbone(visual, PRECISIONS[config.backbone_precision])
+            precision = config.backbone_precision
+            if not torch.cuda.is_available():
+                # It can only run on this CPU: emulated fp16 is ~10x slower, so bf16 unless "fp16!".
+                precision = fp16_on_cpu(precision, "model.backbone_precision")
+            cast_backbone(visual, PRECISIONS[precision])
 
     def frozen_modules(self) -> list[nn.Module]:
         return [self.clip] if self.config.freeze_backbone else []
@@ -239,6 +244,18 @@ class EVL(VideoRecognizer):
                 f"this EVL model was built for {self.grid[0] * patch}x{self.grid[1] * patch} input (temporal "
                 f"cross-attention tables), got {size[0]}x{size[1]}; set data.input_size accordingly"
             )
+
+    def data_settings(self) -> dict:
+        """The official test input (DataConfig fields): dense clips, stride 16 (8 for the 32-frame
+        releases, 8x16 / 16x16 / 32x8), short side = crop, CLIP mean/std. Stored with converted models."""
+        size = self.clip.visual.image_size
+        return {"num_frames": self.config.num_frames, "sampling": "dense",
+                "frame_stride": 8 if self.config.num_frames >= 32 else 16, "input_size": size,
+                "short_side": size, "normalization": "clip"}
+
+    def test_settings(self) -> dict:
+        """The official views: 3 temporal x 1 spatial for 8 frames, 1 x 3 spatial crops for 16/32."""
+        return {"num_clips": 3, "num_crops": 1} if self.config.num_frames <= 8 else {"num_clips": 1, "num_crops": 3}
 
     def encode_blocks(self, video: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(B, T, 3, H, W) -> per chosen block (shallowest first): out (B, T, L, C), q and k (B, T, H, L, d), fp32."""
@@ -271,7 +288,7 @@ class Config:
     head_dropout: float = 0.5  # before the final linear layer (official 0.5)
     query_init_std: float = 0.0  # the official query token starts at zero (its N(0, 0.02) init is never called)
     freeze_backbone: bool = True  # false fine-tunes CLIP too (crashes in the official code; works here)
-    backbone_precision: str = "fp32"  # frozen backbone weights: fp32 | fp16 (official freeze_fp16, GPU) | bf16 (fast on CPU)
+    backbone_precision: str = "fp32"  # frozen backbone weights: fp32 | fp16 (official freeze_fp16; bf16 on CPUs without native fp16) | fp16! (fp16 always) | bf16 (fast on CPU)
 
 
 def build(config: Config, num_classes: int, class_names: list[str] | None = None) -> EVL:

@@ -66,3 +66,17 @@ def test_resolved_config_round_trips(tmp_path):
     again = load_config(tmp_path / "config.yaml")
     assert again == config
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["lr"] == 0.002
+
+
+def test_set_values_that_are_not_yaml(tmp_path):
+    """`--set data.separator=,` means the string ","; a broken list is a one-line error naming the key."""
+    from test_engine import run_cli
+
+    assert load_config(None, ["data.separator=,"]).data.separator == ","
+    assert load_config(None, ["data.root=@home/videos"]).data.root == "@home/videos"
+    broken = run_cli("train", "configs/frozen/tiny_synthetic.yaml", "--set", "train.lr=[", check=False)
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
+    assert broken.stderr.startswith("clipvideo train: error: --set train.lr=[: train.lr is not valid YAML")
+    quote = run_cli("train", "configs/frozen/tiny_synthetic.yaml", "--set", "data.root='abc", check=False)
+    assert quote.returncode == 2 and "data.root is not valid YAML" in quote.stderr and "Traceback" not in quote.stderr

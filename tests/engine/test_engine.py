@@ -151,12 +151,67 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, motion_data):
     assert_same_weights(weights(last), full)
 
 
-def torchrun(*args, timeout=600):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "clipvideo", *map(str, args)]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
-    assert result.returncode == 0, result.stdout + result.stderr
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "clipvideo"]
+
+
+def torchrun(*args, timeout=600, check=True, env=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    result = subprocess.run([*TORCHRUN, *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def process_tree(pid):
+    """pid and all its descendants (torchrun starts its workers in sessions of their own)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def running(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_mid_epoch(command, last, steps_per_epoch, min_step=2):
+    """Start `command`; SIGKILL it and every process under it (torchrun workers, DataLoader
+    workers) once `last` holds a checkpoint from inside the first epoch."""
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if last.is_file():
+            try:
+                state = torch.load(last, weights_only=True)
+            except Exception:
+                state = None
+            if state and state["step"] >= min_step and state["epoch"] == 0:
+                break
+        time.sleep(0.05)
+    tree = process_tree(process.pid)
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
+    while any(running(pid) for pid in tree[1:]):  # nothing may write the run directory after this
+        time.sleep(0.05)
+    interrupted = torch.load(last, weights_only=True)
+    assert interrupted["epoch"] == 0 and 0 < interrupted["step_in_epoch"] < steps_per_epoch, "the kill did not land mid-epoch"
+    return interrupted
 
 
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path, motion_data):
@@ -167,7 +222,15 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     run_cli("train", write_recipe(tmp_path / "single.yaml", single))
     double = recipe_for(tmp_path / "ddp", motion_data, **{**sgd, "batch_size": 2})
     torchrun("train", write_recipe(tmp_path / "ddp.yaml", double))
-    assert_same_weights(weights(tmp_path / "ddp" / "checkpoint_last.pt"), weights(tmp_path / "single" / "checkpoint_last.pt"), atol=1e-5)
+    trained = weights(tmp_path / "ddp" / "checkpoint_last.pt")
+    assert_same_weights(trained, weights(tmp_path / "single" / "checkpoint_last.pt"), atol=1e-5)
+    # ... and the runs did train: the weights moved away from the (seeded, shared) initial ones.
+    from clipvideo.engine.train import build_model
+
+    torch.manual_seed(3)
+    untrained = build_model(build_config(single), 9, motion_data.class_names).state_dict()
+    moved = [k for k in trained if (trained[k].float() - untrained[k].float()).abs().max() > 1e-4]
+    assert "head.weight" in moved and len(moved) > 0.75 * len(trained), f"only {len(moved)} of {len(trained)} moved"
 
 
 def test_distributed_evaluation_counts_every_video_once(tmp_path, motion_data):
@@ -244,3 +307,137 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path, motion_data):
     torch.manual_seed(3)
     untrained = build_model(start, 9, motion_data.class_names).state_dict()
     assert not torch.allclose(untrained["head.weight"], big["head.weight"])  # training did move the weights
+
+
+class _Videos(torch.utils.data.Dataset):
+    """(views, label, index, decoded) rows as the test dataset yields them; no decoding."""
+
+    def __init__(self, labels, decoded):
+        self.labels, self.decoded = labels, decoded
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return torch.zeros(2, 1, 3, 4, 4), self.labels[i], i, self.decoded[i]
+
+
+def test_failed_videos_are_wrong_in_every_metric():
+    """23 videos of class 0, 8 unreadable; the model never ranks class 0 in its top 5. A failed
+    video's score row must not be read as a prediction: all three metrics are 0, not 8/23."""
+    from clipvideo.engine.evaluate import evaluate
+
+    class Confident(torch.nn.Module):
+        def forward(self, video):  # (N, T, 3, H, W) -> (N, 10): class 9 best, class 0 worst
+            return torch.arange(10.0).expand(len(video), 10)
+
+    dataset = _Videos([0] * 23, [i % 3 != 0 for i in range(23)])
+    assert sum(not d for d in dataset.decoded) == 8
+    loader = torch.utils.data.DataLoader(dataset, batch_size=5)
+    result = evaluate(Confident(), loader, torch.device("cpu"), num_classes=10, progress=False)
+    assert result.metrics["failed_videos"] == 8 and result.metrics["num_videos"] == 23
+    assert result.metrics["top1"] == 0.0
+    assert result.metrics["top5"] == 0.0
+    assert result.metrics["mean_class_accuracy"] == 0.0
+    # The same failed rows, whatever their scores, under the metrics directly: a failed row that
+    # ranks the true class first is still wrong; a decoded one is right.
+    scores = torch.tensor([[0.9, 0.1], [0.9, 0.1]])
+    labels = torch.tensor([0, 0])
+    failed = torch.tensor([True, False])
+    assert topk_accuracy(scores, labels, 1, failed) == 50.0
+    assert mean_class_accuracy(scores, labels, 2, failed) == 50.0
+    assert confusion_matrix(scores, labels, 2, failed).tolist() == [[1, 0], [0, 0]]
+
+
+def _tiny_recipe(name, tmp_path, data):
+    """configs/<name>/tiny_synthetic.yaml pointed at the test videos, one optimiser step, no evaluation."""
+    import yaml
+
+    recipe = yaml.safe_load((REPO / "configs" / name / "tiny_synthetic.yaml").read_text())
+    if name == "xclip":  # its recipe starts from a trained tiny CLIP made by its test; a random one will do here
+        recipe["model"]["backbone"] = {"arch": "tiny", "image_resolution": 64, "heads": 2, "text_heads": 2}
+    recipe["data"].update(root=data.root, train_list=data.train_list, val_list="", class_names=data.class_names_file,
+                          num_workers=0)
+    recipe["train"].update(epochs=1, max_steps=1, batch_size=4)
+    recipe["output_dir"] = str(tmp_path / name)
+    return recipe
+
+
+@pytest.mark.parametrize("name", ["frozen", "evl", "xclip"])
+def test_model_files_carry_their_data_settings_and_predict_needs_no_flags(name, tmp_path, motion_data):
+    """Every shipped tiny recipe trains 64 px models; model.pt and checkpoint_last.pt record that
+    (and the rest of config.data and the test views), so `clipvideo predict` feeds them alike."""
+    assert {p.parent.name for p in (REPO / "configs").glob("*/tiny_synthetic.yaml")} == {"frozen", "evl", "xclip"}
+    recipe = _tiny_recipe(name, tmp_path, motion_data)
+    fit(build_config(recipe))
+    run = tmp_path / name
+    for file in ("model.pt", "checkpoint_last.pt"):
+        stored = torch.load(run / file, weights_only=True)["config"]
+        assert stored["data"]["input_size"] == 64 and stored["data"]["short_side"] == 64, file
+        assert stored["data"]["normalization"] == recipe["data"].get("normalization", "clip")
+        assert stored["test"]["num_clips"] == recipe["test"]["num_clips"]
+    model = clipvideo.load(run / "model.pt")
+    assert (model.data_config.input_size, model.data_config.num_frames, model.data_config.sampling) == (64, 8, "segment")
+    assert model.test_config.num_crops == 1
+
+    video = os.path.join(motion_data.root, open(motion_data.val_list).readline().split()[0])
+    done = run_cli("predict", video, "--checkpoint", run / "model.pt", "--json")
+    (result,) = json.loads(done.stdout)
+    assert result["error"] is None and result["views"] == "8 frames x 1 clips x 1 crop"
+    assert len(result["top"]) == 5 and {t["label"] for t in result["top"]} <= set(motion_data.class_names)
+    if name == "evl":
+        # A user flag still overrides the file; a model that then refuses the input says so in one
+        # line for that video (exit 1), the broken video gets its own line, and there is no traceback.
+        broken = tmp_path / "broken.mp4"
+        broken.write_bytes(b"\x00" * 100)
+        wrong = run_cli("predict", video, broken, "--checkpoint", run / "model.pt", "--set", "data.input_size=96",
+                        "data.short_side=96", check=False)
+        assert wrong.returncode == 1 and "Traceback" not in wrong.stdout + wrong.stderr
+        lines = wrong.stdout.strip().splitlines()
+        assert len(lines) == 2 and "built for 64x64 input" in lines[0] and "got 96x96" in lines[0] and lines[0].startswith(f"{video}: ERROR")
+        assert lines[1].startswith(f"{broken}: ERROR")
+        # `clipvideo test` with no recipe uses the file's settings too.
+        tested = run_cli("test", "--checkpoint", run / "model.pt", "--list", motion_data.val_list,
+                         "--set", "test.batch_size=6", "test.num_workers=0")
+        assert "8 frames x 1 clips x 1 crop" in tested.stdout and "on 18 videos" in tested.stdout
+
+
+def test_two_process_resume_after_kill_with_dropout_and_workers_matches_an_uninterrupted_run(tmp_path, motion_data):
+    """Each process draws its own dropout masks (seed + rank) from its own saved and restored stream,
+    with a DataLoader worker per process: SIGKILL both mid-epoch, resume, same weights."""
+    recipe = recipe_for(tmp_path / "full", motion_data, epochs=2, batch_size=2, checkpoint_every_steps=1)
+    recipe["model"]["dropout"] = 0.5
+    recipe["data"]["num_workers"] = 1
+    torchrun("train", write_recipe(tmp_path / "full.yaml", recipe))
+    full = torch.load(tmp_path / "full" / "checkpoint_last.pt", weights_only=True)
+    states = full["rng_per_rank"]
+    assert len(states) == 2 and not torch.equal(states[0]["torch"], states[1]["torch"])  # per-process streams
+
+    recipe["output_dir"] = str(tmp_path / "killed")
+    config_file = write_recipe(tmp_path / "killed.yaml", recipe)
+    last = tmp_path / "killed" / "checkpoint_last.pt"
+    interrupted = kill_mid_epoch([*TORCHRUN, "train", str(config_file)], last, steps_per_epoch=9)
+    resumed = torchrun("train", config_file, "--resume", "auto")
+    assert f"at epoch 1, step {interrupted['step']}" in resumed.stderr  # it did resume mid-epoch
+    assert_same_weights(weights(last), full["model"])
+
+
+def test_a_nan_loss_on_one_process_stops_every_process_with_one_message(tmp_path, motion_data):
+    recipe = recipe_for(tmp_path / "nan", motion_data, epochs=1, batch_size=2)
+    # Rank 1's loss is NaN at step 2. The timeout is far below gloo's 30-minute collective timeout:
+    # rank 0 must not wait in a gradient all-reduce for rank 1.
+    done = torchrun("train", write_recipe(tmp_path / "nan.yaml", recipe), check=False, timeout=300,
+                    env={"CLIPVIDEO_FAULT_NAN_LOSS": "1:2"})
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    message = "clipvideo train: error: the loss is not finite on process(es) 1 of 2 at step 2; every process stopped"
+    assert output.count(message) == 1, output
+    assert "clipvideo/engine/" not in output, output  # no traceback from our code on any process
+    # One process: the same one line, exit status 3.
+    one = subprocess.run([sys.executable, "-m", "clipvideo", "train", str(tmp_path / "nan.yaml"), "--set",
+                          f"output_dir={tmp_path / 'one'}"], capture_output=True, text=True, cwd=REPO, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "CLIPVIDEO_FAULT_NAN_LOSS": "0:1"})
+    assert one.returncode == 3 and "Traceback" not in one.stderr
+    assert [line for line in one.stderr.splitlines() if "error" in line] == [
+        "clipvideo train: error: the loss is not finite (nan) at step 1; every process stopped. Lower train.lr, "
+        "set train.grad_clip, or check the data (resume from the last checkpoint after the fix)"]
