@@ -163,10 +163,6 @@ def main() -> None:
     for name, store in stores.items():
         print(f"(d) {name}: disk {store['disk_ratio']:.2f}x the source videos, "
               f"codec error {store['error']:.2f} levels (mean |difference| to the source frames)")
-    load = os.getloadavg()[0]
-    print(f"load average {load:.2f}, {torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores")
-    if load > (os.cpu_count() or 1):
-        print("warning: other processes compete for the cores; wall-clock rates are low, compare per CPU-s")
     print()
     others = [m for m in methods if m in ("decord", "torchcodec")]
     for ours in ("ours, index cached", "ours, index per clip"):

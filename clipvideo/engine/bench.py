@@ -22,6 +22,7 @@ import torch
 
 from .config import Config
 from .data import build_train_dataset, read_classes
+from .machine import load_average, load_report
 from .precision import autocast, resolve_precision
 
 
@@ -60,10 +61,10 @@ class PeakMemory:
 
 
 def environment() -> dict:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = load_average()
     threads = torch.get_num_threads()
-    return {"load_average_1min": round(load, 2) if load is not None else None, "threads": threads,
-            "cores": os.cpu_count(), "busy": bool(load is not None and load > (os.cpu_count() or 1))}
+    return {"load_average_1min": round(load[0], 2) if load else None, "threads": threads, "cores": os.cpu_count(),
+            "report": load_report(threads)}
 
 
 def _class_setup(config: Config) -> tuple[int, list[str]]:
@@ -167,7 +168,5 @@ def format_rows(rows: list[dict], env: dict) -> str:
     for row in rows:
         cells = [f"{row[k]:.3g}" if isinstance(row.get(k), float) else str(row.get(k, "")) for k in keys]
         lines.append(f"| {row['row']} | " + " | ".join(cells) + " |")
-    lines.append(f"load average {env['load_average_1min']} on {env['cores']} cores, {env['threads']} torch threads")
-    if env["busy"]:
-        lines.append("warning: other processes compete for the cores; numbers are lower than on a quiet machine")
+    lines.append(env["report"])
     return "\n".join(lines)

@@ -201,4 +201,4 @@ def test_bench_cli_reports_data_model_and_train_rows(motion, tmp_path, cli):
         if what == "model":
             assert [r["row"].split("(")[1].split(",")[0] for r in result["rows"]] == ["fp32", "bf16"]
     table = cli("bench", "train", str(recipe), "--repeats", "1")
-    assert table.returncode == 0 and "| train step (fp32, batch 2) |" in table.stdout and "load average" in table.stdout
+    assert table.returncode == 0 and "| train step (fp32, batch 2) |" in table.stdout and "machine: load average" in table.stdout
