@@ -42,8 +42,12 @@ class Upload:
         self.path = None
 
 
+def size_text(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 1024:.0f} KiB"
+
+
 def too_large(limit: int) -> ServeError:
-    return ServeError(413, f"the upload is larger than the {limit / 2**20:g} MiB limit "
+    return ServeError(413, f"the upload is larger than the {size_text(limit)} limit "
                            "(the server's --max-upload-mb sets it)")
 
 
