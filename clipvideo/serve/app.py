@@ -30,9 +30,8 @@ from .upload import ServeError, Upload, receive_form
 
 log = logging.getLogger("clipvideo.serve")
 
-# Bundled samples: (file stem, synthetic class rendered). Labels of the synthetic motion set.
-SAMPLES = (("moving_right", "moving right"), ("rotating_clockwise", "rotating clockwise"),
-           ("still_green_circle", "still green circle"))
+# Bundled samples: (file stem, synthetic class rendered), classes that `clipvideo demo` trains on.
+SAMPLES = (("moving_left", "moving left"), ("moving_up", "moving up"), ("still_green_circle", "still green circle"))
 MAX_CLASSES = 1000
 MAX_CLASS_NAME = 200
 
@@ -196,7 +195,7 @@ def write_samples(directory: str) -> dict[str, str]:
 
     paths = {}
     for number, (stem, name) in enumerate(SAMPLES):
-        frames = render_motion_clip(name, 24, 160, 120, np.random.default_rng([7, number]))
+        frames = render_motion_clip(name, 24, 128, 128, np.random.default_rng([7, number]))
         paths[stem] = os.path.join(directory, f"sample-{stem}.mp4")
         write_video(paths[stem], frames, fps=12, crf=20)
     return paths
