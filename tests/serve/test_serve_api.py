@@ -248,7 +248,7 @@ def test_cli_serves_on_localhost_and_cleans_up(tiny_clip_file, tmp_path):
     assert list(tmp_path.iterdir()) == []  # the private folder is gone, nothing else written
 
 
-def test_cli_errors_are_one_line(capsys, tmp_path):
+def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     from clipvideo.cli import main
 
     assert main(["serve", "--port", "1"]) == 2
@@ -259,3 +259,10 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert main(["serve", "--backbone", "x.pt", "--classes", "a", "--max-upload-mb", "0"]) == 2
     assert capsys.readouterr().err.strip() == ("clipvideo serve: error: --max-upload-mb must be > 0 and "
                                                "--queue-size >= 0")
+    # Without the web extra: what to install, in one line.
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # `import fastapi` now fails as if it were absent
+    for name in ("clipvideo.serve", "clipvideo.serve.app", "clipvideo.serve.upload"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert main(["serve", "--backbone", "x.pt", "--classes", "a"]) == 2
+    assert capsys.readouterr().err.strip() == ("clipvideo serve: error: fastapi is not installed; "
+                                               "pip install 'clipvideo[serve]' (FastAPI, uvicorn, python-multipart)")
