@@ -10,7 +10,6 @@ import asyncio
 import base64
 import dataclasses
 import io
-import logging
 import os
 import shutil
 import tempfile
@@ -28,7 +27,6 @@ from PIL import Image
 from ..engine.predict import Predictor, predict_video
 from .upload import ServeError, Upload, receive_form
 
-log = logging.getLogger("clipvideo.serve")
 
 # Bundled samples: (file stem, synthetic class rendered), classes that `clipvideo demo` trains on.
 SAMPLES = (("moving_left", "moving left"), ("moving_up", "moving up"), ("still_green_circle", "still green circle"))

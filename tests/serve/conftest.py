@@ -1,4 +1,5 @@
-"""Fixtures of the `clipvideo serve` tests: tiny models, a generated video, the class names."""
+"""Fixtures of the `clipvideo serve` tests: a fixed-head checkpoint and a generated video
+(the tiny CLIP file comes from tests/conftest.py)."""
 
 import numpy as np
 import pytest
@@ -6,17 +7,6 @@ import torch
 from serve_helpers import CLASSES
 
 pytest.importorskip("fastapi", reason="the serve tests need the web extra: pip install -e '.[test]'")
-
-
-@pytest.fixture(scope="session")
-def tiny_clip_file(tmp_path_factory):
-    """A tiny random CLIP saved as an OpenAI-format state dict (the zero-shot --backbone)."""
-    from clipvideo.clip import create_clip
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("clip") / "tiny-clip.pt"
-    torch.save(create_clip("tiny").state_dict(), path)
-    return path
 
 
 @pytest.fixture(scope="session")
