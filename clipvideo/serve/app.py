@@ -10,6 +10,7 @@ import asyncio
 import base64
 import dataclasses
 import io
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ from PIL import Image
 
 from ..engine.predict import Predictor, predict_video
 from .upload import ServeError, Upload, receive_form
+
+log = logging.getLogger("clipvideo.serve")
 
 
 # Bundled samples: (file stem, synthetic class rendered), classes that `clipvideo demo` trains on.
@@ -166,7 +169,12 @@ class Engine:
             sampled.update(clips=views, strip=thumbnails(indices, frames, self.settings.max_thumbnails,
                                                          self.settings.thumbnail_height))
 
-        result = predict_video(predictor, path, top_k, on_frames=keep_frames)
+        try:
+            result = predict_video(predictor, path, top_k, on_frames=keep_frames)
+        except Exception as error:  # a model that rejects this input: say why, keep serving
+            log.exception("prediction failed for %s", display_name)
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ServeError(500, f"prediction failed: {type(error).__name__}: {first}") from None
         seconds = time.perf_counter() - started
         if result.error:
             reason = result.error.replace(path, display_name).removeprefix(f"{display_name}: ")

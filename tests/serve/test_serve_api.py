@@ -148,7 +148,7 @@ def test_oversized_uploads_get_413_while_streaming(tiny_clip_file, video_file):
         assert post_video(url, video_file, "a,b").status_code == 200  # still serving
 
 
-def test_bad_requests_get_400_with_a_message(tiny_clip_file, tmp_path, video_file):
+def test_bad_requests_get_400_with_a_message(tiny_clip_file, tmp_path, video_file, monkeypatch):
     text = tmp_path / "notes.mp4"
     text.write_text("these are my notes, not a video\n" * 20)
     app = zero_shot_app(tiny_clip_file)
@@ -178,6 +178,18 @@ def test_bad_requests_get_400_with_a_message(tiny_clip_file, tmp_path, video_fil
             assert (response.status_code, response.json()) == (400, {"error": expected[name]}), name
         assert files_left(app) == []
         assert post_video(url, video_file, "a,b").status_code == 200  # still serving
+
+        # A model that fails on an input: 500 with the reason in one line, then serving as before.
+        def failing_predict(*args, **kwargs):
+            raise ValueError("this model was built for 4 frames, got 8\nsecond line")
+
+        real_predict = serve_app.predict_video
+        monkeypatch.setattr(serve_app, "predict_video", failing_predict)
+        failed = post_video(url, video_file, "a,b")
+        assert (failed.status_code, failed.json()) == (
+            500, {"error": "prediction failed: ValueError: this model was built for 4 frames, got 8"})
+        monkeypatch.setattr(serve_app, "predict_video", real_predict)
+        assert post_video(url, video_file, "a,b").status_code == 200 and files_left(app) == []
 
 
 def test_concurrent_requests_wait_or_get_503(tiny_clip_file, video_file, monkeypatch):
