@@ -159,9 +159,6 @@ class Engine:
     def _predict(self, path: str, names: list[str], top_k: int, display_name: str, queued: float) -> dict:
         started = time.perf_counter()
         model = self.predictor.model
-        # Only re-encode the class names when they change: models cache their text features.
-        if self.text_based and list(model.class_names or []) != names:
-            model.set_class_names(names)
         predictor = dataclasses.replace(self.predictor, class_names=names)
         sampled = {}
 
@@ -170,6 +167,9 @@ class Engine:
                                                          self.settings.thumbnail_height))
 
         try:
+            # Only re-encode the class names when they change: models cache their text features.
+            if self.text_based and list(model.class_names or []) != names:
+                model.set_class_names(names)
             result = predict_video(predictor, path, top_k, on_frames=keep_frames)
         except Exception as error:  # a model that rejects this input: say why, keep serving
             log.exception("prediction failed for %s", display_name)
