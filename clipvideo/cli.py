@@ -8,6 +8,7 @@
     clipvideo prepare train.txt --root /data/k400 --out /fast/k400_store   # then data.store=/fast/k400_store
     clipvideo bench data|model|train CONFIG                   # clips/s and memory, to size cores per GPU
     torchrun --nproc_per_node=4 -m clipvideo train CONFIG      # DDP on 4 processes
+    clipvideo serve --checkpoint runs/x/model.pt               # web page + JSON API on 127.0.0.1:8000
 """
 
 import argparse
@@ -163,6 +164,24 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
 
+def cmd_serve(args) -> int:
+    try:
+        from .serve import ServeSettings, build_app, run_server
+    except ImportError as error:
+        print(f"clipvideo serve: error: {error.name or error} is not installed; "
+              "pip install 'clipvideo[serve]' (FastAPI, uvicorn, python-multipart)", file=sys.stderr)
+        return 2
+    if args.max_upload_mb <= 0 or args.queue_size < 0:
+        from .engine.config import ConfigError
+
+        raise ConfigError("--max-upload-mb must be > 0 and --queue-size >= 0")
+    settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), queue_size=args.queue_size,
+                             samples=not args.no_samples)
+    app = build_app(args.checkpoint, args.classes, args.backbone, args.device, args.precision, settings,
+                    **({"num_frames": args.num_frames} if args.num_frames else {}))
+    run_server(app, args.host, args.port)
+    return 0
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clipvideo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -233,6 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("serve", help="a local web page and JSON API for predictions (needs clipvideo[serve])")
+    p.add_argument("--checkpoint", help="native clipvideo checkpoint")
+    p.add_argument("--backbone", help="CLIP weights for zero-shot prediction with --classes")
+    p.add_argument("--classes", help='class names: "a,b,c" or a class-name file (zero-shot; the page can change them)')
+    p.add_argument("--num-frames", type=int, help="frames per clip for --backbone zero-shot (default 8)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=50, help="largest accepted upload (413 beyond it)")
+    p.add_argument("--queue-size", type=int, default=2, help="uploads that may wait while one runs (503 beyond it)")
+    p.add_argument("--no-samples", action="store_true", help="do not offer the bundled synthetic samples")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="generate synthetic motion videos, train, compare with the frame-mean baseline")
     p.add_argument("--output-dir", default="demo_runs")

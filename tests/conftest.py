@@ -34,3 +34,14 @@ def _direction_scores(model, dataset, classes):
 @pytest.fixture
 def direction_scores():
     return _direction_scores
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_file(tmp_path_factory):
+    """A tiny random CLIP saved as an OpenAI-format state dict."""
+    from clipvideo.clip import create_clip
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("clip") / "tiny-clip.pt"
+    torch.save(create_clip("tiny").state_dict(), path)
+    return path

@@ -141,7 +141,10 @@ def clip_indices(num_frames_in_video: int, data: DataConfig, num_clips: int | No
 
 
 @torch.no_grad()
-def predict_video(predictor: Predictor, path: str, top_k: int = 5, num_clips: int | None = None) -> Prediction:
+def predict_video(predictor: Predictor, path: str, top_k: int = 5, num_clips: int | None = None,
+                  on_frames=None) -> Prediction:
+    """`on_frames(views, indices, frames)`, if given, sees the sampled frames: the clips' frame
+    indices, the sorted unique indices and their decoded uint8 (F, H, W, 3) frames (`clipvideo serve`)."""
     data = predictor.data
     num_clips = num_clips or predictor.num_clips
     try:
@@ -155,6 +158,8 @@ def predict_video(predictor: Predictor, path: str, top_k: int = 5, num_clips: in
                                                     mean=mean, std=std)
         all_indices = sorted({i for clip in views for i in clip})
         decoded = video_data.decode_frames(str(path), all_indices, backend=data.backend)  # (F, H, W, 3)
+        if on_frames is not None:
+            on_frames(views, all_indices, decoded)
         position = {frame: row for row, frame in enumerate(all_indices)}
         clips = []
         for clip in views:

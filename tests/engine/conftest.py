@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 
 @pytest.fixture(scope="session")
@@ -9,14 +8,3 @@ def motion_data(tmp_path_factory):
 
     return make_motion_dataset(tmp_path_factory.mktemp("motion"), num_videos_per_class=4, num_val_per_class=2,
                                num_frames=16, size=(64, 64), fps=8, seed=1)
-
-
-@pytest.fixture(scope="session")
-def tiny_clip_file(tmp_path_factory):
-    """A tiny random CLIP saved as an OpenAI-format state dict."""
-    from clipvideo.clip import create_clip
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("clip") / "tiny-clip.pt"
-    torch.save(create_clip("tiny").state_dict(), path)
-    return path
