@@ -164,6 +164,7 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
 
+
 def cmd_serve(args) -> int:
     try:
         from .serve import ServeSettings, build_app, run_server
