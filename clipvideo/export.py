@@ -136,27 +136,36 @@ def export_checkpoint(checkpoint, output, fmt: str, classes=None, opset: int = 1
     return export_model(model, output, fmt, names, data, opset)
 
 
-def run_exported(path, fmt: str, video: torch.Tensor) -> torch.Tensor:
-    """Logits of an exported file (ONNX through onnxruntime)."""
+def exported_runner(path, fmt: str):
+    """A function video -> logits (torch tensors) running an exported file (ONNX through onnxruntime)."""
     if fmt == "onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return torch.from_numpy(session.run(None, {"video": video.numpy()})[0])
-    with torch.no_grad():
-        if fmt == "torchscript":
-            return torch.jit.load(str(path))(video)
-        return torch.export.load(str(path)).module()(video)
+        return lambda video: torch.from_numpy(session.run(None, {"video": video.numpy()})[0])
+    module = torch.jit.load(str(path)) if fmt == "torchscript" else torch.export.load(str(path)).module()
+
+    def run(video):
+        with torch.no_grad():
+            return module(video)
+
+    return run
+
+
+def run_exported(path, fmt: str, video: torch.Tensor) -> torch.Tensor:
+    """Logits of an exported file for one batch."""
+    return exported_runner(path, fmt)(video)
 
 
 def check_export(result: ExportResult, batches=(1, 3)) -> dict[int, float]:
     """Max |exported - PyTorch| of the logits on generated clips, for each batch size."""
     differences = {}
+    run = exported_runner(result.path, result.format)
     for batch in batches:
         video = example_video(batch, result.num_frames, result.size, seed=100 + batch)
         with torch.no_grad():
             expected = result.model(video).float()
-        got = run_exported(result.path, result.format, video).float()
+        got = run(video).float()
         if got.shape != expected.shape:
             raise RuntimeError(f"{result.path}: output shape {tuple(got.shape)}, PyTorch gives {tuple(expected.shape)}")
         differences[batch] = float((got - expected).abs().max())
