@@ -224,7 +224,7 @@ def evl_release(tmp_path):
                      "/classes.txt": ("\n".join(names) + "\n").encode()}, names
 
 
-def test_zoo_entry_downloads_and_imports_with_its_backbone(evl_release, env):
+def test_zoo_entry_downloads_and_imports_with_its_backbone(evl_release, env, capsys):
     fixture, files, names = evl_release
     server = FileServer(files).start()
     try:
@@ -259,6 +259,25 @@ def test_zoo_entry_downloads_and_imports_with_its_backbone(evl_release, env):
         reloaded = clipvideo.load(native)
         with torch.no_grad():
             torch.testing.assert_close(reloaded(fixture["video"].permute(0, 2, 1, 3, 4)), fixture["logits_fp32"], atol=1e-5, rtol=0)
+        assert len(server.requests) == 3
+
+        # The CLI: `predict --model NAME` on a video, `models` showing the entry as cached.
+        import numpy as np
+
+        from clipvideo.cli import main
+        from clipvideo.data.synthetic import write_video
+
+        video = zoo.cache_dir().parent / "clip.mp4"
+        frames = np.random.default_rng(0).integers(0, 255, (24, 64, 80, 3), dtype=np.uint8)
+        write_video(video, list(frames))
+        capsys.readouterr()
+        assert main(["predict", str(video), "--model", "evl-tiny", "--precision", "fp32", "--top-k", "2"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert "4 frames x" in lines[0] and len(lines) == 3
+        assert all(line.split(".", 1)[1].strip().rsplit(" ", 1)[0].strip() in names for line in lines[1:])
+        assert main(["models", "--method", "evl"]) == 0
+        listing = capsys.readouterr().out.splitlines()
+        assert listing[1].split()[0] == "evl-tiny" and listing[1].split()[-1] == "yes"
         assert len(server.requests) == 3
     finally:
         server.stop()
