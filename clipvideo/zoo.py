@@ -242,9 +242,9 @@ def fetch_file(entry: ZooEntry, spec: ZooFile, progress: bool = True) -> Path:
     if offline():
         raise ZooError(f"{entry.name}: {spec.filename} is not in the cache and CLIPVIDEO_OFFLINE is set; "
                        f"download {_where_to_get(entry, spec)} and place it at {path}")
-    download(spec.url, path, sha256=spec.sha256, size=spec.size, progress=progress,
-             manual_hint=f"download {_where_to_get(entry, spec)} yourself and place it at {path}")
-    _write_record(path, spec, sha256_of(path))
+    digest = _download(spec.url, path, sha256=spec.sha256, size=spec.size, progress=progress,
+                       manual_hint=f"download {_where_to_get(entry, spec)} yourself and place it at {path}")
+    _write_record(path, spec, digest)
     return path
 
 
@@ -294,6 +294,12 @@ def download(url: str, destination: str | Path, sha256: str | None = None, size:
     announced a length, exactly that many bytes; otherwise the partial file is removed and a
     ChecksumError raised, so a bad file is never renamed into place.
     """
+    _download(url, destination, sha256, size, progress, attempts, timeout, manual_hint)
+    return Path(destination)
+
+
+def _download(url, destination, sha256=None, size=None, progress=True, attempts=4, timeout=30.0, manual_hint="") -> str:
+    """`download`, returning the sha256 of the file it put in place."""
     from tqdm.auto import tqdm
 
     destination = Path(destination)
@@ -366,7 +372,7 @@ def download(url: str, destination: str | Path, sha256: str | None = None, size:
         raise ChecksumError(f"{destination.name} from {url}: sha256 {digest} does not match the expected {sha256}; "
                             "the download was deleted and not used")
     os.replace(part, destination)
-    return destination
+    return digest
 
 
 # ---------------------------------------------------------------------------------------------

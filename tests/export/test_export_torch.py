@@ -18,8 +18,7 @@ def checkpoints(tmp_path_factory):
     return tiny_checkpoints(tmp_path_factory.mktemp("torch_export"))
 
 
-@pytest.mark.parametrize("method", ["evl", "xclip"])
-@pytest.mark.parametrize("fmt", ["torchscript", "exported-program"])
+@pytest.mark.parametrize("method, fmt", [("evl", "torchscript"), ("xclip", "torchscript"), ("xclip", "exported-program")])
 def test_export_matches_pytorch(checkpoints, method, fmt, tmp_path):
     output = tmp_path / f"{method}.{'ts' if fmt == 'torchscript' else 'pt2'}"
     result = export_checkpoint(checkpoints[method], output, fmt)
