@@ -120,7 +120,11 @@ def cmd_models(args) -> int:
 def cmd_export(args) -> int:
     from .export import check_export, export_checkpoint
 
-    result = export_checkpoint(args.checkpoint, args.output, args.format, classes=args.classes, opset=args.opset)
+    try:
+        result = export_checkpoint(args.checkpoint, args.output, args.format, classes=args.classes, opset=args.opset)
+    except (ValueError, ImportError) as error:  # bad format / suffix / missing extra: one line
+        print(f"clipvideo export: error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {result.path} ({args.format}; input video (batch, {result.num_frames}, 3, {result.size}, {result.size}), "
           f"dynamic batch; {len(result.class_names)} classes)")
     if args.check:
@@ -188,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="a checkpoint -> ONNX / TorchScript / ExportedProgram for fixed-class inference")
     p.add_argument("checkpoint", help="native clipvideo checkpoint, or a zoo name")
-    p.add_argument("output")
+    p.add_argument("output", help="file to write (.onnx, .ts, .pt2 for exported-program)")
     p.add_argument("--format", required=True, choices=["onnx", "torchscript", "exported-program"])
     p.add_argument("--classes", help="class names baked into a text-based model (default: the checkpoint's)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")

@@ -95,6 +95,8 @@ def export_model(model, output, fmt: str, class_names: list[str], data: dict | N
         raise ValueError(f"export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     data = dict(data or {})
     output = Path(output)
+    if fmt == "exported-program" and output.suffix != ".pt2":
+        raise ValueError(f"{output}: an ExportedProgram file must end in .pt2 (torch.export.load reads it by that name)")
     output.parent.mkdir(parents=True, exist_ok=True)
     model = freeze_classes(model.eval())
     num_frames, size = model_geometry(model, data)
@@ -143,7 +145,9 @@ def exported_runner(path, fmt: str):
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return lambda video: torch.from_numpy(session.run(None, {"video": video.numpy()})[0])
-    module = torch.jit.load(str(path)) if fmt == "torchscript" else torch.export.load(str(path)).module()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+        module = torch.jit.load(str(path)) if fmt == "torchscript" else torch.export.load(str(path)).module()
 
     def run(video):
         with torch.no_grad():

@@ -40,13 +40,17 @@ def test_cli_errors_are_one_line(checkpoints, tmp_path, capsys):
     # A trained head cannot take other class names.
     assert main(["export", str(checkpoints["evl"]), "--format", "torchscript", str(tmp_path / "x.ts"), "--classes", "a,b"]) == 2
     assert "cannot take --classes" in capsys.readouterr().err
+    assert main(["export", str(checkpoints["evl"]), "--format", "exported-program", str(tmp_path / "x.pt")]) == 2
+    assert "must end in .pt2" in capsys.readouterr().err
 
 
-def test_unknown_format_is_refused(checkpoints, tmp_path):
+def test_unknown_format_and_wrong_suffix_are_refused(checkpoints, tmp_path):
     import clipvideo
 
     with pytest.raises(ValueError, match="choose one of onnx, torchscript, exported-program"):
         export_model(clipvideo.load(checkpoints["evl"]), tmp_path / "x", "tflite", CLASSES)
+    with pytest.raises(ValueError, match=r"must end in \.pt2"):
+        export_model(clipvideo.load(checkpoints["evl"]), tmp_path / "x.pt", "exported-program", CLASSES)
 
 
 def test_text_model_without_class_names_is_refused(tmp_path):
