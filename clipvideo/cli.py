@@ -50,6 +50,10 @@ def cmd_predict(args) -> int:
     from .zoo import backbone_path, native_checkpoint
 
     if args.model:  # a zoo name: downloaded, verified and converted once, then read from the cache
+        if args.checkpoint:
+            from .engine.config import ConfigError
+
+            raise ConfigError("give --model NAME or --checkpoint FILE, not both")
         args.checkpoint = native_checkpoint(args.model)
     args.backbone = backbone_path(args.backbone)
     predictor = load_predictor(args.checkpoint, args.classes, args.backbone, args.device, args.precision,

@@ -201,10 +201,17 @@ def test_manual_download_entry_says_where_to_get_and_put_it(env):
     assert "https://example.org/folder" in str(error.value) and str(cache / "manual" / "checkpoint.pt") in str(error.value)
 
 
-def test_unknown_name_suggests_close_ones(server, blob, env):
+def test_unknown_name_suggests_close_ones(server, blob, env, capsys):
     env([weights_entry(server, blob)])
     with pytest.raises(zoo.ZooError, match="did you mean tiny"):
         zoo.get("tinny")
+    from clipvideo.cli import main
+
+    assert main(["predict", "v.mp4", "--model", "tinny"]) == 2
+    assert "'tinny' is not a model in the clipvideo zoo; did you mean tiny?" in capsys.readouterr().err
+    assert main(["predict", "v.mp4", "--model", "tiny", "--checkpoint", "m.pt"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert server.requests == []
 
 
 # ---------------------------------------------------------------------------------------------
