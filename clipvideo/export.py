@@ -15,6 +15,8 @@ exporter bakes the batch size into EVL's reshapes), TorchScript by tracing, and 
 torch.export ExportedProgram (`.pt2`).
 """
 
+import contextlib
+import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -125,8 +127,9 @@ def _export_onnx(model, video, batch, output: Path, opset: int, metadata: str) -
     except ImportError as error:
         raise ImportError(f"ONNX export needs the `export` extra: pip install 'clipvideo[export]' ({error})") from None
     large = sum(p.numel() * p.element_size() for p in model.parameters()) > 1.5e9  # protobuf's 2 GB limit
-    torch.onnx.export(model, (video,), str(output), dynamo=True, input_names=["video"], output_names=["logits"],
-                      dynamic_shapes=({0: batch},), opset_version=opset, external_data=large, verbose=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress steps
+        torch.onnx.export(model, (video,), str(output), dynamo=True, input_names=["video"], output_names=["logits"],
+                          dynamic_shapes=({0: batch},), opset_version=opset, external_data=large, verbose=False)
     proto = onnx.load(str(output), load_external_data=False)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, metadata
