@@ -5,6 +5,9 @@
     clipvideo predict video.mp4 --checkpoint runs/x/model.pt
     clipvideo predict video.mp4 --backbone ViT-B-16.pt --classes "dancing,cooking,surfing"
     clipvideo convert xclip k400_32_8.pth xclip_k400.pt
+    clipvideo models --method xclip                     # released checkpoints by name (the zoo)
+    clipvideo predict video.mp4 --model evl-b16-8f-k400
+    clipvideo export model.pt --format onnx model.onnx --check
     torchrun --nproc_per_node=4 -m clipvideo train CONFIG      # DDP on 4 processes
 """
 
