@@ -285,6 +285,10 @@ def test_zoo_entry_downloads_and_imports_with_its_backbone(evl_release, env, cap
         assert main(["models", "--method", "evl"]) == 0
         listing = capsys.readouterr().out.splitlines()
         assert listing[1].split()[0] == "evl-tiny" and listing[1].split()[-1] == "yes"
+        # `export NAME` uses the same converted checkpoint.
+        assert main(["export", "evl-tiny", "--format", "torchscript", str(video.with_suffix(".ts")), "--check"]) == 0
+        checks = [float(line.rsplit("=", 1)[1]) for line in capsys.readouterr().out.splitlines() if line.startswith("check:")]
+        assert len(checks) == 2 and max(checks) < 1e-4
         assert len(server.requests) == 3
     finally:
         server.stop()
