@@ -23,13 +23,12 @@ import hashlib
 import http.client
 import json
 import os
-import socket
 import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .clip import CheckpointError
@@ -96,7 +95,7 @@ def _file(raw: dict) -> ZooFile:
     return ZooFile(**{k: raw.get(k) for k in ZooFile.__dataclass_fields__})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: str) -> tuple[dict, dict[str, ZooEntry]]:
     raw = json.loads(Path(path).read_text())
     entries = {}
@@ -346,7 +345,7 @@ def _download(url, destination, sha256=None, size=None, progress=True, attempts=
                 total = have if total is None else total
                 break
             raise ZooError(f"{url}: HTTP {error.code} {error.reason}; {manual_hint}") from None
-        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError, TimeoutError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
             last_error = error  # dropped or refused: try again, resuming from the .part file
             time.sleep(min(0.2 * (attempt + 1), 1.0))
             continue

@@ -5,12 +5,17 @@ import json
 import zipfile
 
 import pytest
-import torch
 from export_helpers import CLASSES, reference_logits, tiny_checkpoints
 
-from clipvideo.clip import CheckpointError
 from clipvideo.cli import main
-from clipvideo.export import check_export, example_video, export_checkpoint, export_model, run_exported
+from clipvideo.clip import CheckpointError
+from clipvideo.export import (
+    check_export,
+    example_video,
+    export_checkpoint,
+    export_model,
+    run_exported,
+)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import torch
 from clipvideo import zoo
 
 sys.path.insert(0, str(Path(__file__).parent))
-from zoo_server import FileServer  # noqa: E402
+from zoo_server import FileServer
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 

@@ -13,32 +13,20 @@ from clipvideo import zoo
 from clipvideo.clip import tokenize
 
 sys.path.insert(0, str(Path(__file__).parent))
-from zoo_server import FileServer  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parents[1] / "xclip"))
+from test_xclip_hf import (  # the tiny transformers model of the X-CLIP tests
+    randomise,
+    tiny_hf_config,
+)
+from zoo_server import FileServer
 
 transformers = pytest.importorskip("transformers")
 NAMES = ["moving left", "a dog playing fetch", "playing sports"]
 
 
 def tiny_hf_model() -> "transformers.XCLIPModel":
-    config = transformers.XCLIPConfig(
-        text_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2),
-        vision_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=64, patch_size=16, num_frames=4, mit_hidden_size=48,
-                           mit_intermediate_size=192, mit_num_attention_heads=2),
-        projection_dim=48, prompt_num_attention_heads=3)
     torch.manual_seed(0)
-    model = transformers.XCLIPModel(config)
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():  # every tensor random, LayerNorms around 1
-        for name, param in model.named_parameters():
-            noise = torch.randn(param.shape, generator=generator)
-            if "norm" in name and name.endswith("weight"):
-                param.copy_(1 + 0.2 * noise)
-            elif name == "logit_scale":
-                param.fill_(3.0)
-            else:
-                param.copy_(noise / param.shape[-1] ** 0.5 if param.ndim >= 2 else 0.1 * noise)
-    return model.eval()
+    return randomise(transformers.XCLIPModel(tiny_hf_config()))  # every tensor random, LayerNorms around 1
 
 
 def test_hf_entry_downloads_a_folder_and_matches_transformers(tmp_path, monkeypatch):

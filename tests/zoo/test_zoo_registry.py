@@ -2,8 +2,8 @@
 README / docs tables are the ones the registry generates."""
 
 import dataclasses
-import inspect
 import importlib
+import inspect
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -99,7 +99,7 @@ def test_registry_dataclass_reads_every_key():
 
 def _table_in(path: Path) -> str:
     text = path.read_text()
-    match = re.search(r"<!-- zoo-table:start -->\n(.*?)<!-- zoo-table:end -->", text, re.S)
+    match = re.search(r"<!-- zoo-table:start -->\n(.*?)<!-- zoo-table:end -->", text, re.DOTALL)
     assert match, f"{path}: no zoo table markers"
     return match.group(1)
 
