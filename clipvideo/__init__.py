@@ -5,6 +5,7 @@
     model = clipvideo.load_official("xclip", "k400_32_8.pth")       # an official release
     clipvideo.predict("video.mp4", checkpoint="model.pt")            # [{"label": ..., "score": ...}, ...]
     clipvideo.predict("video.mp4", classes=["dancing", "cooking"], backbone="ViT-B-16.pt")  # zero-shot
+    model = clipvideo.load_pretrained("xclip-b32-8f-k400")          # a released checkpoint by name (zoo)
 """
 
 __version__ = "0.1.0"
@@ -24,11 +25,26 @@ def load_official(name, path, **overrides):
     return _load_official(name, path, **overrides)
 
 
-def predict(videos, checkpoint=None, classes=None, backbone=None, top_k=5, **options):
-    """Top-k labels with scores for one video path (a list) or several (a list of lists)."""
+def load_pretrained(name, device="cpu", **overrides):
+    """A released checkpoint by zoo name ("evl-b16-8f-k400", "ViT-B/16", ...): downloaded once, verified, imported."""
+    from .zoo import load_pretrained as _load_pretrained
+
+    return _load_pretrained(name, device=device, **overrides)
+
+
+def predict(videos, checkpoint=None, classes=None, backbone=None, top_k=5, model=None, **options):
+    """Top-k labels with scores for one video path (a list) or several (a list of lists).
+
+    model: a zoo name instead of a checkpoint file; backbone: a CLIP file or a zoo name ("ViT-B/16").
+    """
     from .engine.predict import predict as _predict
+    from .zoo import backbone_path, native_checkpoint
+
+    if model is not None:
+        checkpoint = native_checkpoint(model)
+    backbone = backbone_path(backbone)
 
     return _predict(videos, checkpoint=checkpoint, classes=classes, backbone=backbone, top_k=top_k, **options)
 
 
-__all__ = ["__version__", "load", "load_official", "predict"]
+__all__ = ["__version__", "load", "load_official", "load_pretrained", "predict"]

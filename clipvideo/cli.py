@@ -7,6 +7,9 @@
     clipvideo convert xclip k400_32_8.pth xclip_k400.pt
     clipvideo prepare train.txt --root /data/k400 --out /fast/k400_store   # then data.store=/fast/k400_store
     clipvideo bench data|model|train CONFIG                   # clips/s and memory, to size cores per GPU
+    clipvideo models --method xclip                     # released checkpoints by name (the zoo)
+    clipvideo predict video.mp4 --model evl-b16-8f-k400
+    clipvideo export model.pt --format onnx model.onnx --check
     torchrun --nproc_per_node=4 -m clipvideo train CONFIG      # DDP on 4 processes
     clipvideo serve --checkpoint runs/x/model.pt               # web page + JSON API on 127.0.0.1:8000
 """
@@ -58,7 +61,15 @@ def cmd_test(args) -> int:
 
 def cmd_predict(args) -> int:
     from .engine.predict import load_predictor, predict_video
+    from .zoo import backbone_path, native_checkpoint
 
+    if args.model:  # a zoo name: downloaded, verified and converted once, then read from the cache
+        if args.checkpoint:
+            from .engine.config import ConfigError
+
+            raise ConfigError("give --model NAME or --checkpoint FILE, not both")
+        args.checkpoint = native_checkpoint(args.model)
+    args.backbone = backbone_path(args.backbone)
     predictor = load_predictor(args.checkpoint, args.classes, args.backbone, args.device, args.precision,
                                **({"num_frames": args.num_frames} if args.num_frames else {}), overrides=args.set)
     results = [predict_video(predictor, video, args.top_k, args.num_clips) for video in args.videos]
@@ -151,6 +162,42 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from . import zoo
+
+    entries = zoo.list_models(args.method, args.dataset)
+    if args.markdown:
+        print(zoo.markdown_table(entries), end="")
+        return 0
+    if args.json:
+        print(json.dumps([{"name": e.name, "method": e.method, "dataset": e.dataset, "top1": e.top1,
+                           "cached": zoo.is_cached(e)} for e in entries], indent=2))
+        return 0
+    rows = [(*row, "yes" if zoo.is_cached(e) else "") for row, e in zip(zoo.table_rows(entries), entries)]
+    header = ("name", "method", "dataset", "published top-1", "size", "cached")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    print(f"{len(entries)} models; cache: {zoo.cache_dir()}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import check_export, export_checkpoint
+
+    try:
+        result = export_checkpoint(args.checkpoint, args.output, args.format, classes=args.classes, opset=args.opset)
+    except (ValueError, ImportError) as error:  # bad format / suffix / missing extra: one line
+        print(f"clipvideo export: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {result.path} ({args.format}; input video (batch, {result.num_frames}, 3, {result.size}, {result.size}), "
+          f"dynamic batch; {len(result.class_names)} classes)")
+    if args.check:
+        for batch, difference in check_export(result).items():
+            print(f"check: batch {batch}: max |exported - PyTorch| = {difference:.3g}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .engine.demo import run_demo
 
@@ -207,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="top-k labels for video files")
     p.add_argument("videos", nargs="+")
     p.add_argument("--checkpoint", help="native clipvideo checkpoint")
-    p.add_argument("--backbone", help="CLIP weights for zero-shot prediction with --classes")
+    p.add_argument("--model", help="a released model by zoo name (`clipvideo models`), downloaded once")
+    p.add_argument("--backbone", help="CLIP weights (file or zoo name, e.g. ViT-B/16) for zero-shot prediction with --classes")
     p.add_argument("--classes", help='class names: "a,b,c" or a class-name file')
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--num-clips", type=int, help="views per video (default: enough to cover the video)")
@@ -266,6 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("models", help="the model zoo: released checkpoints by name, and which are cached")
+    p.add_argument("--method", help="evl | xclip | hf-xclip | text4vis | froster | aim | clip")
+    p.add_argument("--dataset", help="k400 | k600 | hmdb51 | ucf101 | ...")
+    p.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("export", help="a checkpoint -> ONNX / TorchScript / ExportedProgram for fixed-class inference")
+    p.add_argument("checkpoint", help="native clipvideo checkpoint, or a zoo name")
+    p.add_argument("output", help="file to write (.onnx, .ts, .pt2 for exported-program)")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "exported-program"])
+    p.add_argument("--classes", help="class names baked into a text-based model (default: the checkpoint's)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset")
+    p.add_argument("--check", action="store_true", help="run the export against PyTorch on a generated clip")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="generate synthetic motion videos, train, compare with the frame-mean baseline")
     p.add_argument("--output-dir", default="demo_runs")
