@@ -21,7 +21,7 @@ from ..data import read_class_names, read_video_list
 from . import checkpoint as ckpt
 from .config import Config, ConfigError
 from .data import build_eval_dataset
-from .distributed import init_distributed, setup_logging
+from .distributed import barrier, init_distributed, setup_logging
 from .evaluate import EvalResult, ShardSampler, evaluate
 from .metrics import harmonic_mean, topk_accuracy
 from .precision import resolve_precision
@@ -256,9 +256,13 @@ def run_fewshot(config: Config, shots: int, seeds: list[int], source_list: str |
         raise ConfigError("few-shot needs data.val_list (the test videos)")
     base_dir = Path(config.output_dir)
     rows = []
+    dist = init_distributed(config.train.device)
     for seed in seeds:
-        (list_path,) = write_few_shot_lists(source, [shots], [seed], base_dir / "lists",
-                                            rawframes=config.data.format == "rawframes", separator=config.data.separator)
+        list_path = base_dir / "lists" / f"{Path(source).stem}_{shots}shot_seed{seed}.txt"
+        if dist.is_main:  # every process trains on the same list; one writes it
+            write_few_shot_lists(source, [shots], [seed], base_dir / "lists",
+                                 rawframes=config.data.format == "rawframes", separator=config.data.separator)
+        barrier()
         run = copy.deepcopy(config)
         run.data.train_list, run.train.seed = str(list_path), seed
         run.output_dir = str(base_dir / f"{shots}shot_seed{seed}")
