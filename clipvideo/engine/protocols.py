@@ -182,8 +182,8 @@ def _row(name: str, result: EvalResult, num_classes: int) -> dict:
 
 def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, backbone: str | None = None,
                  classes: str | None = None, list_file: str | None = None, draws: int = 10, model=None) -> dict:
-    """Full-class and half-class results on the full list (`list_file` or data.val_list, when there is
-    one) and mean +- std over the dataset's shipped splits (UCF/HMDB test splits, K600 subsets)."""
+    """Full-class and half-class results on the full list (`list_file`; data.val_list for datasets
+    without shipped splits) and mean +- std over the shipped splits (UCF/HMDB test splits, K600 subsets)."""
     name = shipped.canonical(dataset)
     if name == "custom":
         if not classes or not list_file:
@@ -193,7 +193,9 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
         spec = shipped.zero_shot_dataset(name)
     class_file = Path(classes) if classes else spec.class_file
     names = read_class_names(class_file)
-    full_list = list_file or config.data.val_list
+    # A recipe's data.val_list often holds one split (with its own labels), so datasets with shipped
+    # splits take the full list only from --list.
+    full_list = list_file or (None if spec.splits else config.data.val_list)
     if not full_list and not spec.splits:
         raise ConfigError(f"--dataset {name}: give the videos to score with --list FILE (or data.val_list)")
     score = Scorer(config, model if model is not None else load_text_model(config, checkpoint, backbone))
