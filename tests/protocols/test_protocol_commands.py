@@ -67,9 +67,25 @@ def run_json(capsys, *args):
     return json.loads(capsys.readouterr().out)
 
 
-def test_zeroshot_full_and_half_classes(tmp_path, videos, tiny_clip, capsys):
+def model_flags(kind, tmp_path, tiny_clip):
+    """Frozen CLIP from the recipe with --backbone, or a tiny X-CLIP saved as a native checkpoint."""
+    if kind == "frozen":
+        return ["--backbone", tiny_clip]
+    from clipvideo.engine.checkpoint import save_model
+    from clipvideo.methods import xclip
+    from clipvideo.methods.base import BackboneConfig
+
+    torch.manual_seed(0)
+    config = xclip.Config(backbone=BackboneConfig(arch="tiny"), num_frames=4, mit_heads=2, prompt_heads=2)
+    save_model(xclip.build(config, num_classes=2, class_names=["a", "b"]), tmp_path / "xclip.pt")
+    return ["--checkpoint", tmp_path / "xclip.pt"]
+
+
+@pytest.mark.parametrize("kind", ["frozen", "xclip"])
+def test_zeroshot_full_and_half_classes(tmp_path, videos, tiny_clip, capsys, kind):
     config = recipe(tmp_path, videos)
-    report = run_json(capsys, "zeroshot", config, "--backbone", tiny_clip, "--dataset", "custom",
+    model = model_flags(kind, tmp_path, tiny_clip)
+    report = run_json(capsys, "zeroshot", config, *model, "--dataset", "custom",
                       "--classes", videos.class_names_file, "--list", videos.val_list, "--json")
     full, half = report["full"], report["half_classes"]
     assert (full["num_videos"], full["num_classes"], full["failed_videos"]) == (18, 6, 0)
@@ -83,7 +99,7 @@ def test_zeroshot_full_and_half_classes(tmp_path, videos, tiny_clip, capsys):
     for draw in (0, 3):
         drawn = sorted(half_class_draws(6, 10)[draw].tolist())
         sub_list, sub_classes = subset_list(videos, tmp_path, drawn, f"draw{draw}")
-        again = run_json(capsys, "zeroshot", config, "--backbone", tiny_clip, "--dataset", "custom",
+        again = run_json(capsys, "zeroshot", config, *model, "--dataset", "custom",
                          "--classes", sub_classes, "--list", sub_list, "--json")
         assert again["full"]["top1"] == pytest.approx(half["draws"][draw]["top1"])
 
