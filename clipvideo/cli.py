@@ -43,7 +43,8 @@ def cmd_test(args) -> int:
 
     metrics = run_test(_config(args), args.checkpoint, args.list)
     print(f"views: {metrics['views']} ({metrics['precision']})")
-    print(f"top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  mean class {metrics['mean_class_accuracy']:.2f}"
+    summary = f"mAP {metrics['mAP']:.2f}" if "mAP" in metrics else f"mean class {metrics['mean_class_accuracy']:.2f}"
+    print(f"top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  {summary}"
           f"  on {metrics['num_videos']} videos ({metrics['failed_videos']} unreadable, counted as wrong)")
     return 0
 

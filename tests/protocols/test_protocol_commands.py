@@ -199,7 +199,7 @@ def test_bce_loss_by_hand():
         TrainStep(Fixed(), "focal")
 
 
-def test_multi_label_training_with_bce_reports_map(tmp_path, videos):
+def test_multi_label_training_with_bce_reports_map(tmp_path, videos, capsys):
     lines = []
     for name, source in (("train", videos.train_list), ("val", videos.val_list)):
         rows = [f"{r.path} {r.label}" + (f" {(r.label + 1) % 6}" if i % 2 else "") for i, r in enumerate(read_video_list(source))]
@@ -214,6 +214,10 @@ def test_multi_label_training_with_bce_reports_map(tmp_path, videos):
     assert 0 < result["final"]["mAP"] <= 100 and np.isfinite(result["history"][0]["loss"])
     predictions = [json.loads(line) for line in (Path(result["run_dir"]) / "predictions.jsonl").read_text().splitlines()]
     assert predictions[1]["label"] == [0, 1] and predictions[0]["label"] == [0]
+    path = tmp_path / "multi_label.yaml"
+    path.write_text(yaml.safe_dump(values))
+    assert main(["test", str(path), "--checkpoint", str(Path(result["run_dir"]) / "model.pt")]) == 0
+    assert f"mAP {result['final']['mAP']:.2f}" in capsys.readouterr().out
     values["data"]["mixup"] = 0.8
     with pytest.raises(ConfigError, match="data.multi_label: Mixup/CutMix"):
         fit(build_config({**values, "output_dir": str(tmp_path / "mix")}))
