@@ -166,12 +166,21 @@ class Scorer:
             raise ConfigError(f"{list_file}: no such video list")
         self.model.set_class_names(class_names)  # the vocabulary's text is encoded once, here
         dataset = build_eval_dataset(self.config.data, self.config.test, class_names, str(list_file))
+        first = dataset.video_path(0) if hasattr(dataset, "video_path") and not self.config.data.tar_path else None
+        if first is not None and not Path(first).exists():
+            # Shipped lists name videos relative to the dataset's folder: stop before logging every video as missing.
+            raise ConfigError(f"{list_file}: first video {first} not found; set data.root to the folder holding "
+                              f"the listed videos (--set data.root=...)")
         self.views = dataset.describe() if hasattr(dataset, "describe") else ""
         loader = DataLoader(dataset, batch_size=self.config.test.batch_size, num_workers=self.config.test.num_workers,
                             sampler=ShardSampler(len(dataset), self.dist.rank, self.dist.world_size))
         log.info("scoring %s: %d videos, %d classes, %s", list_file, len(dataset), len(class_names), self.views)
-        return evaluate(self.model, loader, self.dist.device, self.precision, self.config.test.aggregate,
-                        len(class_names), progress=self.dist.is_main, dataset=dataset)
+        result = evaluate(self.model, loader, self.dist.device, self.precision, self.config.test.aggregate,
+                          len(class_names), progress=self.dist.is_main, dataset=dataset)
+        if result.metrics["failed_videos"] == result.metrics["num_videos"]:
+            raise ConfigError(f"{list_file}: none of the {result.num_videos} videos could be read (see the log); "
+                              f"check data.root={self.config.data.root!r}")
+        return result
 
 
 def _row(name: str, result: EvalResult, num_classes: int) -> dict:
@@ -282,6 +291,11 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
+def _videos(row: dict) -> str:
+    failed = row.get("failed_videos", 0)
+    return f"{row['num_videos']} videos" + (f", {failed} unreadable, counted as wrong" if failed else "")
+
+
 def format_report(report: dict) -> str:
     lines = []
     kind = report["protocol"]
@@ -289,7 +303,7 @@ def format_report(report: dict) -> str:
         lines.append(f"zero-shot on {report['dataset']} ({report.get('views', '')}, {report.get('precision', '')})")
         if "full" in report:
             f = report["full"]
-            lines.append(f"  full classes ({f['num_classes']} classes, {f['num_videos']} videos): "
+            lines.append(f"  full classes ({f['num_classes']} classes, {_videos(f)}): "
                          f"top-1 {f['top1']:.2f}  top-5 {f['top5']:.2f}")
             h = report["half_classes"]
             lines.append(f"  half classes ({len(h['draws'])} draws of {h['draws'][0]['num_classes']} classes): "
@@ -297,7 +311,7 @@ def format_report(report: dict) -> str:
         if "splits" in report:
             s = report["splits"]
             for row in s["splits"]:
-                lines.append(f"  {row['name']:<13} ({row['num_classes']} classes, {row['num_videos']} videos): "
+                lines.append(f"  {row['name']:<13} ({row['num_classes']} classes, {_videos(row)}): "
                              f"top-1 {row['top1']:.2f}  top-5 {row['top5']:.2f}")
             lines.append(f"  {s['kind']}: top-1 {_pm(s['top1_mean'], s['top1_std'])}  top-5 {_pm(s['top5_mean'], s['top5_std'])}")
     elif kind == "b2n":

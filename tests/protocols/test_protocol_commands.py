@@ -232,6 +232,10 @@ def test_multi_label_training_with_bce_reports_map(tmp_path, videos, capsys):
     (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--classes", "{tmp}/three.csv", "--list", "{val}"],
      "label 3 outside [0, 3)"),
     (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "kinetics400"], "--dataset kinetics400: give the videos"),
+    (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--classes", "{classes}", "--list", "{tmp}/bad.txt"],
+     "bad.txt: none of the 1 videos could be read"),
+    (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "hmdb51"],
+     "test_split1.txt: first video {tmp}/videos/Aussie_Brunette"),
     (["zeroshot", "{recipe}", "--checkpoint", "{tmp}/linear.pt", "--dataset", "custom", "--classes", "{classes}", "--list", "{val}"],
      "classifies with a trained head"),
     (["b2n", "{recipe}", "--backbone", "{clip}", "--dataset", "ucf5"], "no base-to-novel split for 'ucf5'"),
@@ -249,8 +253,12 @@ def test_bad_input_is_one_line(tmp_path, videos, tiny_clip, capsys, args, messag
     from clipvideo.methods.base import BackboneConfig
 
     save_model(frozen.build(frozen.Config(backbone=BackboneConfig(arch="tiny"), classifier="linear"), 6), tmp_path / "linear.pt")
-    values = dict(recipe=recipe(tmp_path, videos), clip=tiny_clip, val=videos.val_list, classes=videos.class_names_file,
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "bad.mp4").write_bytes(b"not a video")
+    (tmp_path / "bad.txt").write_text("bad.mp4 0\n")
+    values = dict(recipe=recipe(tmp_path, videos, root=str(tmp_path / "videos")), clip=tiny_clip, val=videos.val_list, classes=videos.class_names_file,
                   tmp=tmp_path)
     assert main([a.format(**values) for a in args]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and "\n" not in err, err
+    err = capsys.readouterr().err.strip().splitlines()
+    # the error is one line (the last); log lines about the videos may precede it
+    assert err[-1].startswith(f"clipvideo {args[0]}: error: ") and message.format(tmp=tmp_path) in err[-1], err
