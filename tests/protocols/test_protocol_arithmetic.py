@@ -12,8 +12,14 @@ from clipvideo.data import VideoRecord
 from clipvideo.engine.config import ConfigError
 from clipvideo.engine.evaluate import combine_views, evaluate
 from clipvideo.engine.metrics import average_precision, mean_average_precision
-from clipvideo.engine.protocols import (base_to_novel_summary, few_shot_sample, half_class_accuracy, half_class_draws,
-                                        mean_std, summarize_splits)
+from clipvideo.engine.protocols import (
+    base_to_novel_summary,
+    few_shot_sample,
+    half_class_accuracy,
+    half_class_draws,
+    mean_std,
+    summarize_splits,
+)
 
 
 # Text4Vis half-class sets (reference text4vis.md §a8: first 8 of the permutation, sum of the selected).

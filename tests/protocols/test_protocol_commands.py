@@ -12,7 +12,12 @@ from clipvideo import protocols
 from clipvideo.cli import main
 from clipvideo.data import read_video_list
 from clipvideo.engine.config import ConfigError, build_config
-from clipvideo.engine.protocols import format_report, half_class_draws, run_fewshot, run_zeroshot, write_few_shot_lists
+from clipvideo.engine.protocols import (
+    format_report,
+    half_class_draws,
+    run_fewshot,
+    write_few_shot_lists,
+)
 from clipvideo.engine.train import TrainStep, fit
 
 CLASSES = ["moving left", "moving right", "moving up", "moving down", "still red square", "still green circle"]
@@ -256,8 +261,8 @@ def test_bad_input_is_one_line(tmp_path, videos, tiny_clip, capsys, args, messag
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "bad.mp4").write_bytes(b"not a video")
     (tmp_path / "bad.txt").write_text("bad.mp4 0\n")
-    values = dict(recipe=recipe(tmp_path, videos, root=str(tmp_path / "videos")), clip=tiny_clip, val=videos.val_list, classes=videos.class_names_file,
-                  tmp=tmp_path)
+    values = {"recipe": recipe(tmp_path, videos, root=str(tmp_path / "videos")), "clip": tiny_clip,
+              "val": videos.val_list, "classes": videos.class_names_file, "tmp": tmp_path}
     assert main([a.format(**values) for a in args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     # the error is one line (the last); log lines about the videos may precede it

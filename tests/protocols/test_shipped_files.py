@@ -105,7 +105,7 @@ def test_descriptions_follow_the_name_not_the_position():
 
 def test_every_shipped_file_has_provenance_and_the_folder_stays_small():
     provenance = (ROOT / "PROVENANCE.md").read_text()
-    listed = set(re.findall(r"^\| `([^`]+)` \| [^|]+ \| `[^`]+` \| `[0-9a-f]{12}` \|", provenance, flags=re.M))
+    listed = set(re.findall(r"^\| `([^`]+)` \| [^|]+ \| `[^`]+` \| `[0-9a-f]{12}` \|", provenance, flags=re.MULTILINE))
     shipped = {str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.suffix in (".csv", ".txt", ".json")}
     assert shipped == listed
     assert sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file()) < 10 * 2**20
