@@ -106,6 +106,9 @@ def evaluate(
         # A failed video must not count as correct by accident: give it a flat score row.
         bad = torch.tensor([not r[3] for r in gathered])
         scores[bad] = 1.0 / scores.shape[1]
+        # In a flat row top-k picks the first classes (ties), so rank the true label(s) last.
+        true = labels[bad].bool() if multi_label else torch.nn.functional.one_hot(labels[bad], scores.shape[1]).bool()
+        scores[bad] = scores[bad].masked_fill(true, 0.0)
         for name in failed:
             log.warning("evaluation: could not decode %s; counted as wrong", name)
     if multi_label:

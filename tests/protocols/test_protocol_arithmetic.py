@@ -164,3 +164,19 @@ def test_sigmoid_view_combination():
     logits = torch.tensor([[[0.0, 2.0], [2.0, 0.0]]])
     s0, s2 = 0.5, 1 / (1 + math.exp(-2))
     assert combine_views(logits, "sigmoid")[0].tolist() == pytest.approx([(s0 + s2) / 2, (s0 + s2) / 2])
+
+
+def test_unreadable_videos_never_count_as_correct():
+    # One undecodable video per class (8 classes) and one readable video of class 0. A flat score
+    # row ties every class, and top-k then picks some of them: without ranking the true label last,
+    # several failed videos would count as top-1/top-5 hits.
+    logits = torch.full((9, 1, 8), -5.0)
+    logits[0, 0, 0] = 5.0
+    labels = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6, 7])
+    valid = torch.tensor([True] + [False] * 8)
+    batch = (logits.unsqueeze(-1), labels, torch.arange(9), valid)
+    metrics = evaluate(ViewsAreLogits(), [batch], torch.device("cpu"), progress=False, dataset=[]).metrics
+    assert (metrics["top1"], metrics["top5"], metrics["failed_videos"]) == pytest.approx((100 / 9, 100 / 9, 8))
+    multi = (logits.unsqueeze(-1), torch.eye(8)[labels], torch.arange(9), valid)
+    metrics = evaluate(ViewsAreLogits(), [multi], torch.device("cpu"), progress=False, dataset=[]).metrics
+    assert (metrics["top1"], metrics["top5"]) == pytest.approx((100 / 9, 100 / 9))
