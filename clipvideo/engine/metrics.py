@@ -42,11 +42,13 @@ def harmonic_mean(base: float, novel: float) -> float:
     return 0.0 if base + novel == 0 else 2 * base * novel / (base + novel)
 
 
-def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
-    """Non-interpolated AP of one class: sum over score thresholds of (recall step) x precision.
+def average_precision(scores: torch.Tensor, positives: torch.Tensor, interpolated: bool = False) -> float:
+    """AP (%) of one class: sum over score thresholds of (recall step) x precision.
 
-    Videos with equal scores share one threshold (as scikit-learn's average_precision_score), so
-    the result does not depend on the order of ties. Returns nan for a class without positives.
+    Non-interpolated by default (scikit-learn's average_precision_score, torchnet's APMeter used by
+    Text4Vis). `interpolated=True` first replaces each precision by the best precision at any
+    higher recall (the VOC rule of the ActivityNet challenge's eval_classification.py). Videos with
+    equal scores share one threshold, so ties are order-free. nan for a class without positives.
     """
     positives = positives.bool()
     num_positive = int(positives.sum())
@@ -61,12 +63,16 @@ def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
     tp = true_positives[last_of_tie]
     ranks = torch.arange(1, len(scores) + 1, dtype=torch.double)[last_of_tie]
     recall_steps = torch.diff(tp, prepend=tp.new_zeros(1)) / num_positive
-    return float((recall_steps * tp / ranks).sum() * 100)
+    precision = tp / ranks
+    if interpolated:
+        precision = precision.flip(0).cummax(0).values.flip(0)
+    return float((recall_steps * precision).sum() * 100)
 
 
-def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float:
+def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor, interpolated: bool = False) -> float:
     """mAP (%) over the classes that have at least one positive video; targets (V, K) multi-hot."""
-    aps = [average_precision(scores[:, k], targets[:, k]) for k in range(scores.shape[1]) if targets[:, k].any()]
+    aps = [average_precision(scores[:, k], targets[:, k], interpolated)
+           for k in range(scores.shape[1]) if targets[:, k].any()]
     return sum(aps) / len(aps) if aps else float("nan")
 
 
@@ -76,6 +82,7 @@ def summarize_multi_label(scores: torch.Tensor, targets: torch.Tensor) -> dict[s
     hit = targets.bool().gather(1, top5)  # (V, k): is the j-th ranked class a label of the video?
     return {
         "mAP": mean_average_precision(scores, targets),
+        "mAP_interpolated": mean_average_precision(scores, targets, interpolated=True),
         "top1": hit[:, 0].float().mean().item() * 100,
         "top5": hit.any(dim=1).float().mean().item() * 100,
     }

@@ -117,6 +117,11 @@ def test_average_precision_by_hand_and_with_ties():
     assert average_precision(torch.tensor([0.5, 0.5]), torch.tensor([1, 0])) == pytest.approx(50.0)
     assert average_precision(torch.tensor([0.5, 0.5]), torch.tensor([0, 1])) == pytest.approx(50.0)
     assert math.isnan(average_precision(torch.tensor([0.1, 0.2]), torch.tensor([0, 0])))
+    # ranked +, -, -, +, + : precision at the positives 1, 2/4, 3/5 -> 0.7; interpolated (the best
+    # precision at any higher recall: 1, 3/5, 3/5) -> (1 + 0.6 + 0.6) / 3
+    ranked = (torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0]), torch.tensor([1, 0, 0, 1, 1]))
+    assert average_precision(*ranked) == pytest.approx(70.0)
+    assert average_precision(*ranked, interpolated=True) == pytest.approx(100 * 2.2 / 3)
 
 
 def test_mean_average_precision_matches_scikit_learn():
