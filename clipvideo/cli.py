@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config(p)
     p.add_argument("--checkpoint", help="native checkpoint of a text-based model (or --backbone for frozen CLIP)")
     p.add_argument("--backbone", help="CLIP weights for the recipe's model instead of a checkpoint")
-    p.add_argument("--dataset", required=True, help="ucf101 | hmdb51 | k600 | kinetics400 | custom")
+    p.add_argument("--dataset", required=True, help="ucf101 | hmdb51 | k600 | kinetics400 | activitynet | custom")
     p.add_argument("--classes", help="class-name file (custom datasets; default: the shipped list)")
     p.add_argument("--list", help="videos for the full- and half-class protocols (default: data.val_list)")
     p.add_argument("--draws", type=int, default=10, help="half-class draws (Text4Vis: 10)")

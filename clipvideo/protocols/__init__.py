@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 
-ZERO_SHOT_DATASETS = ("ucf101", "hmdb51", "k600", "kinetics400", "custom")
+ZERO_SHOT_DATASETS = ("ucf101", "hmdb51", "k600", "kinetics400", "activitynet", "custom")
 B2N_DATASETS = ("kinetics400", "hmdb51", "ucf101", "ssv2")
 _ALIASES = {"k400": "kinetics400", "kinetics-400": "kinetics400", "k600": "kinetics600", "kinetics-600": "kinetics600",
             "ucf": "ucf101", "ucf-101": "ucf101", "hmdb": "hmdb51", "hmdb-51": "hmdb51", "anet": "activitynet",
@@ -86,8 +86,8 @@ def zero_shot_dataset(dataset: str) -> ZeroShotDataset:
         splits = [Split(f"subset {s}", path(f"kinetics600/zs_split{s}_test.txt"), path(f"kinetics600/zs_split{s}_classes.csv"))
                   for s in (1, 2, 3)]
         return ZeroShotDataset(name, class_file(name), splits, "3 subsets of 160 of the 220 classes new in K600")
-    if name == "kinetics400":
-        return ZeroShotDataset(name, class_file(name))
+    if name in ("kinetics400", "activitynet"):
+        return ZeroShotDataset(name, class_file(name))  # full and half classes on the user's list
     raise ProtocolError(f"--dataset: unknown dataset {dataset!r}; choose one of {', '.join(ZERO_SHOT_DATASETS)}")
 
 
