@@ -10,6 +10,9 @@
     clipvideo models --method xclip                     # released checkpoints by name (the zoo)
     clipvideo predict video.mp4 --model evl-b16-8f-k400
     clipvideo export model.pt --format onnx model.onnx --check
+    clipvideo zeroshot CONFIG --checkpoint model.pt --dataset ucf101       # protocols: docs/protocols.md
+    clipvideo b2n CONFIG --checkpoint s1.pt s2.pt s3.pt --dataset kinetics400
+    clipvideo fewshot-lists train.txt --shots 2 4 8 16 --seed 0 1 2 --out lists/
     torchrun --nproc_per_node=4 -m clipvideo train CONFIG      # DDP on 4 processes
     clipvideo serve --checkpoint runs/x/model.pt               # web page + JSON API on 127.0.0.1:8000
 """
@@ -54,7 +57,8 @@ def cmd_test(args) -> int:
         config = _config(args)
     metrics = run_test(config, args.checkpoint, args.list)
     print(f"views: {metrics['views']} ({metrics['precision']})")
-    print(f"top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  mean class {metrics['mean_class_accuracy']:.2f}"
+    summary = f"mAP {metrics['mAP']:.2f}" if "mAP" in metrics else f"mean class {metrics['mean_class_accuracy']:.2f}"
+    print(f"top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  {summary}"
           f"  on {metrics['num_videos']} videos ({metrics['failed_videos']} unreadable, counted as wrong)")
     return 0
 
@@ -198,6 +202,45 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _print_report(report: dict, as_json: bool) -> None:
+    from .engine.protocols import format_report
+
+    print(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+def cmd_zeroshot(args) -> int:
+    from .engine.protocols import run_zeroshot
+
+    report = run_zeroshot(_config(args), args.dataset, args.checkpoint, args.backbone, args.classes, args.list, args.draws)
+    _print_report(report, args.json)
+    return 0
+
+
+def cmd_b2n(args) -> int:
+    from .engine.protocols import run_b2n
+
+    checkpoints = args.checkpoint or [None]
+    report = run_b2n(_config(args), args.dataset, checkpoints, args.backbone, args.base_classes, args.novel_classes,
+                     args.base_list, args.novel_list)
+    _print_report(report, args.json)
+    return 0
+
+
+def cmd_fewshot_lists(args) -> int:
+    from .engine.protocols import write_few_shot_lists
+
+    for path in write_few_shot_lists(args.list, args.shots, args.seed, args.out, args.rawframes, args.separator):
+        print(path)
+    return 0
+
+
+def cmd_fewshot(args) -> int:
+    from .engine.protocols import run_fewshot
+
+    _print_report(run_fewshot(_config(args), args.shots, args.seeds, getattr(args, "from")), args.json)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .engine.demo import run_demo
 
@@ -329,6 +372,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")
     p.add_argument("--check", action="store_true", help="run the export against PyTorch on a generated clip")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("zeroshot", help="zero-shot protocols: full classes, half classes, official splits (docs/protocols.md)")
+    add_config(p)
+    p.add_argument("--checkpoint", help="native checkpoint of a text-based model (or --backbone for frozen CLIP)")
+    p.add_argument("--backbone", help="CLIP weights for the recipe's model instead of a checkpoint")
+    p.add_argument("--dataset", required=True, help="ucf101 | hmdb51 | k600 | kinetics400 | activitynet | custom")
+    p.add_argument("--classes", help="class-name file (custom datasets; default: the shipped list)")
+    p.add_argument("--list", help="videos for the full- and half-class protocols (default: data.val_list)")
+    p.add_argument("--draws", type=int, default=10, help="half-class draws (Text4Vis: 10)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_zeroshot)
+
+    p = sub.add_parser("b2n", help="base-to-novel: Base, Novel, harmonic mean per split and averaged")
+    add_config(p)
+    p.add_argument("--checkpoint", nargs="+", help="one checkpoint per training split (s1 s2 s3)")
+    p.add_argument("--backbone", help="CLIP weights for the recipe's model (frozen CLIP) instead of checkpoints")
+    p.add_argument("--dataset", required=True, help="kinetics400 | hmdb51 | ucf101 | ssv2 | custom")
+    p.add_argument("--base-classes")
+    p.add_argument("--novel-classes")
+    p.add_argument("--base-list", help="test videos of the base classes")
+    p.add_argument("--novel-list", help="test videos of the novel classes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_b2n)
+
+    p = sub.add_parser("fewshot-lists", help="seeded K-shot training lists, one file per K and seed")
+    p.add_argument("list", help="the full training list")
+    p.add_argument("--shots", type=int, nargs="+", default=[2, 4, 8, 16])
+    p.add_argument("--seed", type=int, nargs="+", default=[0])
+    p.add_argument("--out", required=True, help="folder for <list>_<K>shot_seed<S>.txt")
+    p.add_argument("--rawframes", action="store_true", help="'<dir> <num_frames> <label>' lines")
+    p.add_argument("--separator", help="column separator (default: whitespace)")
+    p.set_defaults(func=cmd_fewshot_lists)
+
+    p = sub.add_parser("fewshot", help="train and test on seeded K-shot lists, mean ± std over seeds")
+    add_config(p)
+    p.add_argument("--shots", type=int, required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--from", help="full training list to draw from (default: data.train_list)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_fewshot)
 
     p = sub.add_parser("demo", help="generate synthetic motion videos, train, compare with the frame-mean baseline")
     p.add_argument("--output-dir", default="demo_runs")
@@ -346,8 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .data import AnnotationError, VideoDecodeError
         from .data.prepare import StoreError
+        from .protocols import ProtocolError
 
-        known = known + (AnnotationError, VideoDecodeError, StoreError)
+        known = known + (AnnotationError, VideoDecodeError, StoreError, ProtocolError)
     except ImportError:
         pass
     try:

@@ -1,6 +1,7 @@
 """Annotation lists, class-name files and tar archives of videos.
 
-List formats (one sample per line; blank lines and lines starting with ``#`` are skipped):
+List formats (one sample per line; blank lines and comment lines, ``#`` followed by a space or nothing,
+are skipped; HMDB-51 file names such as ``#20_Rhythm_clap_u_nm_np1_fr_goo_0.avi`` start with ``#``):
 
 ==================  ==================================  ====================================
 format              line                                used by
@@ -55,7 +56,7 @@ def _data_lines(path: str):
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, start=1):
                 line = line.strip()
-                if line and not line.startswith("#"):
+                if line and not (line == "#" or line.startswith(("# ", "#\t"))):
                     yield number, line
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found") from None

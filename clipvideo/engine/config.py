@@ -57,6 +57,7 @@ class DataConfig:
     dummy: bool = False  # random tensors instead of decoding (measures model speed alone)
     dummy_length: int = 64  # samples in the dummy dataset
     num_classes: int | None = None  # default: from the class-name file, else the largest label + 1
+    multi_label: bool = False  # lists with several labels per line (ActivityNet): multi-hot targets, mAP in evaluation
 
 
 @dataclass
@@ -76,6 +77,7 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     momentum: float = 0.9  # SGD only
     label_smoothing: float = 0.0
+    loss: str = "ce"  # ce: softmax cross entropy | bce: per-class sigmoid (multi-label; test.aggregate: sigmoid)
     grad_clip: float | None = None  # max gradient norm
     precision: str = "fp32"  # fp32 | bf16 (autocast, CPU or GPU) | fp16 (autocast + scaler, GPU)
     ema_decay: float | None = None  # keep an exponential moving average of the weights

@@ -53,6 +53,7 @@ def _list_options(data: DataConfig) -> dict:
         tar_path=data.tar_path,
         out_of_bounds=data.out_of_bounds,
         index_cache_dir=index_dir,
+        multi_label=data.multi_label,
     )
 
 
@@ -115,6 +116,8 @@ def mix_collate(data: DataConfig, num_classes: int, label_smoothing: float):
     """Mixup/CutMix (with label smoothing folded into the soft targets) when enabled."""
     if not (data.mixup or data.cutmix):
         return None
+    if data.multi_label:
+        raise ConfigError("data.multi_label: Mixup/CutMix mix single labels; set data.mixup=0 data.cutmix=0")
     return video_data.mixup_cutmix_collate(
         num_classes=num_classes,
         mixup_alpha=data.mixup,

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from .distributed import all_gather_objects
-from .metrics import summarize
+from .metrics import summarize, summarize_multi_label
 from .precision import autocast
 
 log = logging.getLogger("clipvideo")
@@ -54,6 +54,8 @@ def combine_views(logits: torch.Tensor, aggregate: str = "prob") -> torch.Tensor
         return logits.float().softmax(dim=-1).mean(dim=1)
     if aggregate == "logit":
         return logits.float().mean(dim=1)
+    if aggregate == "sigmoid":  # independent per-class probabilities (multi-label models trained with BCE)
+        return logits.float().sigmoid().mean(dim=1)
     raise ValueError(f"test.aggregate must be 'prob' or 'logit', got {aggregate!r}")
 
 
@@ -90,13 +92,15 @@ def evaluate(
             logits = model(views.flatten(0, 1).to(device, non_blocking=True))  # (B*V, K)
         scores = combine_views(logits.view(batch_size, num_views, -1), aggregate).cpu()
         for i in range(batch_size):
-            rows.append((int(indices[i]), scores[i], int(labels[i]), bool(valid[i])))
+            label = labels[i] if labels.dim() > 1 else int(labels[i])  # multi-hot (K,) for multi-label lists
+            rows.append((int(indices[i]), scores[i], label, bool(valid[i])))
     gathered = [row for part in all_gather_objects(rows) for row in part]
     gathered.sort(key=lambda row: row[0])
     if not gathered:
         raise RuntimeError("evaluation saw no videos: the evaluation list is empty")
     indices = torch.tensor([r[0] for r in gathered])
-    labels = torch.tensor([r[2] for r in gathered])
+    multi_label = isinstance(gathered[0][2], torch.Tensor)
+    labels = torch.stack([r[2] for r in gathered]) if multi_label else torch.tensor([r[2] for r in gathered])
     scores = torch.stack([r[1] for r in gathered])
     failed = [_video_name(dataset, r[0]) for r in gathered if not r[3]]
     bad = torch.tensor([not r[3] for r in gathered])
@@ -104,9 +108,15 @@ def evaluate(
         # The metrics count failed videos as wrong from `bad`; the flat row is only what
         # predictions.jsonl shows for them (no class is preferred).
         scores[bad] = 1.0 / scores.shape[1]
+        if multi_label:
+            # mAP takes no failed mask: rank a failed video's true labels last, so it never scores.
+            scores[bad] = scores[bad].masked_fill(labels[bad].bool(), 0.0)
         for name in failed:
             log.warning("evaluation: could not decode %s; counted as wrong", name)
-    metrics = summarize(scores, labels, num_classes or scores.shape[1], bad)
+    if multi_label:
+        metrics = summarize_multi_label(scores, labels)
+    else:
+        metrics = summarize(scores, labels, num_classes or scores.shape[1], bad)
     metrics["num_videos"] = len(labels)
     metrics["failed_videos"] = len(failed)
     return EvalResult(metrics, scores, labels, indices, failed, bad)
@@ -131,9 +141,15 @@ def write_predictions(result: EvalResult, path: str | Path, class_names: list[st
             f.write(json.dumps({
                 "index": index,
                 "video": _video_name(dataset, index) if dataset is not None else None,
-                "label": int(result.labels[row]),
-                "label_name": name(int(result.labels[row])),
+                **_label_fields(result.labels[row], name),
                 "failed": bool(result.failed_mask[row]) if result.failed_mask is not None else False,
                 "top": [{"class": int(c), "name": name(int(c)), "score": round(float(s), 6)}
                         for s, c in zip(top.values, top.indices)],
             }) + "\n")
+
+
+def _label_fields(label: torch.Tensor, name) -> dict:
+    if label.dim() == 0:
+        return {"label": int(label), "label_name": name(int(label))}
+    ids = label.nonzero().flatten().tolist()  # multi-hot
+    return {"label": ids, "label_name": [name(c) for c in ids]}

@@ -58,3 +58,49 @@ def summarize(scores: torch.Tensor, labels: torch.Tensor, num_classes: int,
 def harmonic_mean(base: float, novel: float) -> float:
     """Base-to-novel summary: 2 b n / (b + n)."""
     return 0.0 if base + novel == 0 else 2 * base * novel / (base + novel)
+
+
+def average_precision(scores: torch.Tensor, positives: torch.Tensor, interpolated: bool = False) -> float:
+    """AP (%) of one class: sum over score thresholds of (recall step) x precision.
+
+    Non-interpolated by default (scikit-learn's average_precision_score, torchnet's APMeter used by
+    Text4Vis). `interpolated=True` first replaces each precision by the best precision at any
+    higher recall (the VOC rule of the ActivityNet challenge's eval_classification.py). Videos with
+    equal scores share one threshold, so ties are order-free. nan for a class without positives.
+    """
+    positives = positives.bool()
+    num_positive = int(positives.sum())
+    if num_positive == 0:
+        return float("nan")
+    order = torch.argsort(scores.double(), descending=True, stable=True)
+    sorted_scores, hits = scores.double()[order], positives[order].double()
+    true_positives = hits.cumsum(0)
+    # last position of each run of equal scores: where precision and recall are read
+    last_of_tie = torch.ones_like(sorted_scores, dtype=torch.bool)
+    last_of_tie[:-1] = sorted_scores[1:] != sorted_scores[:-1]
+    tp = true_positives[last_of_tie]
+    ranks = torch.arange(1, len(scores) + 1, dtype=torch.double)[last_of_tie]
+    recall_steps = torch.diff(tp, prepend=tp.new_zeros(1)) / num_positive
+    precision = tp / ranks
+    if interpolated:
+        precision = precision.flip(0).cummax(0).values.flip(0)
+    return float((recall_steps * precision).sum() * 100)
+
+
+def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor, interpolated: bool = False) -> float:
+    """mAP (%) over the classes that have at least one positive video; targets (V, K) multi-hot."""
+    aps = [average_precision(scores[:, k], targets[:, k], interpolated)
+           for k in range(scores.shape[1]) if targets[:, k].any()]
+    return sum(aps) / len(aps) if aps else float("nan")
+
+
+def summarize_multi_label(scores: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """Multi-label lists (ActivityNet): mAP, and top-1/top-5 counting a hit on any of a video's labels."""
+    top5 = scores.topk(min(5, scores.shape[1]), dim=1).indices
+    hit = targets.bool().gather(1, top5)  # (V, k): is the j-th ranked class a label of the video?
+    return {
+        "mAP": mean_average_precision(scores, targets),
+        "mAP_interpolated": mean_average_precision(scores, targets, interpolated=True),
+        "top1": hit[:, 0].float().mean().item() * 100,
+        "top5": hit.any(dim=1).float().mean().item() * 100,
+    }

@@ -44,7 +44,7 @@ def plot_run(run_dir: str | Path, result=None, class_names: list[str] | None = N
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-    if result is not None and result.scores.shape[1] <= 100:
+    if result is not None and result.scores.shape[1] <= 100 and result.labels.dim() == 1:  # not for multi-label
         num_classes = result.scores.shape[1]
         matrix = confusion_matrix(result.scores, result.labels, num_classes, result.failed_mask)
         size = min(4 + 0.35 * num_classes, 20)

@@ -227,11 +227,21 @@ def check_finite(loss: torch.Tensor, step: int, dist) -> None:
 class TrainStep(torch.nn.Module):
     """forward = the method's loss, so DDP wraps (and syncs gradients of) the whole loss computation."""
 
-    def __init__(self, model):
+    def __init__(self, model, loss: str = "ce"):
         super().__init__()
         self.model = model
+        if loss not in ("ce", "bce"):
+            raise ConfigError(f"train.loss: expected 'ce' or 'bce', got {loss!r}")
+        self.loss_kind = loss
 
     def forward(self, video, target, label_smoothing: float = 0.0):
+        if self.loss_kind == "bce":
+            # Multi-label: one sigmoid per class on the method's logits (the method's own loss is bypassed).
+            logits = self.model(video)
+            if target.dim() == 1:
+                target = torch.nn.functional.one_hot(target, logits.shape[1])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target.float())
+            return {"loss": loss, "logits": logits}
         return self.model.loss(video, target, label_smoothing)
 
 
@@ -328,7 +338,7 @@ def fit(config: Config, resume: str | None = None) -> dict:
     elif resume == "auto":
         log.info("no checkpoint in %s; starting from scratch", run_dir)
 
-    train_model = TrainStep(model)
+    train_model = TrainStep(model, train_cfg.loss)
     if dist.enabled:
         train_model = DistributedDataParallel(train_model, device_ids=[dist.device] if dist.device.type == "cuda" else None)
     run_log = RunLog(run_dir, dist.is_main)

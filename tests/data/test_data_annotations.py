@@ -176,3 +176,10 @@ def test_compressed_or_missing_tar_is_an_error(tmp_path):
         TarIndex(tmp_path / "videos.tar.gz")
     with pytest.raises(AnnotationError, match="not found"):
         TarIndex(tmp_path / "none.tar")
+
+
+def test_hmdb_names_starting_with_a_hash_are_videos_not_comments(tmp_path):
+    # HMDB-51 has videos named "#20_Rhythm_clap_..."; only "# ..." (hash, space) is a comment.
+    path = write(tmp_path, "hmdb.txt", "# a comment\n#20_Rhythm_clap_u_nm_np1_fr_goo_0.avi 3\nb.avi 1\n#\n")
+    records = read_video_list(path)
+    assert [(r.path, r.label) for r in records] == [("#20_Rhythm_clap_u_nm_np1_fr_goo_0.avi", 3), ("b.avi", 1)]
