@@ -47,7 +47,7 @@ def drop_token_positions(x: torch.Tensor, rate: float, training: bool) -> torch.
         return x
     keep = 1.0 - rate
     mask = x.new_empty((1, x.shape[1]) + (1,) * (x.ndim - 2)).bernoulli_(keep)
-    return x * mask / keep
+    return x * mask.div_(keep)
 
 
 class Adapter(nn.Module):

@@ -46,7 +46,9 @@ RENAMES = [
 _RENAMES = [(re.compile(pattern), replacement) for pattern, replacement in RENAMES]
 _REQUIRED = ("backbone.conv1.weight", "backbone.positional_embedding", "backbone.temporal_embedding",
              "backbone.transformer.resblocks.0.T_Adapter.D_fc1.weight", "cls_head.fc_cls.weight")
-_OVERRIDABLE = ("adapter_scale", "sampling", "frame_stride", "drop_path_rate", "head_dropout", "backbone_lr_scale")
+# Overrides and their types (`clipvideo convert --set key=value` passes strings).
+_OVERRIDABLE = {"adapter_scale": float, "sampling": str, "frame_stride": int, "drop_path_rate": float,
+                "head_dropout": float, "backbone_lr_scale": float}
 
 
 def rename_key(key: str) -> str | None:
@@ -85,6 +87,10 @@ def read_config(sd: dict[str, torch.Tensor], path, heads: int | None, num_frames
         raise CheckpointError(
             f"{path}: unknown override {unknown[0]!r}; valid: heads, num_frames, {', '.join(_OVERRIDABLE)}"
         )
+    try:
+        overrides = {key: _OVERRIDABLE[key](value) for key, value in overrides.items()}
+    except ValueError as error:
+        raise CheckpointError(f"{path}: bad override value ({error})") from None
     width, _, patch, _ = sd["backbone.conv1.weight"].shape
     rows = sd["backbone.positional_embedding"].shape[0] - 1
     grid = int(round(rows**0.5))
@@ -148,7 +154,10 @@ def load_official_aim(path: str | Path, heads: int | None = None, num_frames: in
     backbone_lr_scale."""
     sd = read_official(path)
     config, num_classes = read_config(sd, path, heads, num_frames, **overrides)
-    model = build(config, num_classes)
+    try:
+        model = build(config, num_classes)
+    except ValueError as error:  # an override the model refuses (e.g. sampling=uniform)
+        raise CheckpointError(f"{path}: {error}") from None
     return load_into(model, sd, path)
 
 

@@ -82,6 +82,16 @@ def test_predict_uses_aim_preprocessing(converted, static_video):
     assert (other - probs).abs().max() > 1e-3
 
 
+def test_convert_overrides_from_the_command_line(tmp_path):
+    destination = tmp_path / "ssv2.pt"
+    args = ["convert", "aim", str(FIXTURES / "official_ssv2_tiny.pth"), str(destination), "--set", "heads=4",
+            "adapter_scale=0.75", "sampling=dense", "frame_stride=4"]
+    assert main(args) == 0
+    payload = read_checkpoint(destination)
+    assert payload["model_config"]["adapter_scale"] == 0.75 and payload["model_config"]["second_temporal_adapter"]
+    assert (payload["config"]["data"]["sampling"], payload["config"]["data"]["frame_stride"]) == ("dense", 4)
+
+
 def test_convert_reports_bad_files_in_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.pth"
     torch.save({"state_dict": {"x": torch.zeros(1)}}, bad)

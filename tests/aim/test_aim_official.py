@@ -146,6 +146,8 @@ def test_wrong_frame_count_and_unknown_override_are_refused():
     path = FIXTURES / "official_k400_tiny.pth"
     expect_error(path, r"temporal_embedding has 8 frames.*num_frames=16", num_frames=16)
     expect_error(path, r"unknown override 'adapter_ratio'", adapter_ratio=0.5)
+    expect_error(path, r"bad override value", adapter_scale="half")
+    expect_error(path, r"sampling must be 'dense' or 'segment'", sampling="uniform")
     with pytest.raises(CheckpointError, match=r"heads=3 does not divide the width 64"):
         load_official_aim(path, heads=3)
 
