@@ -98,3 +98,27 @@ def test_convert_reports_bad_files_in_one_line(tmp_path, capsys):
     assert main(["convert", "aim", str(bad), str(tmp_path / "out.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not an official AIM checkpoint" in err and str(bad) in err
+
+
+def test_clipvideo_test_evaluates_the_converted_model(converted, static_video, tmp_path, capsys):
+    model = clipvideo.load(converted)
+    with av.open(str(static_video)) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    image = (torch.from_numpy(frame).permute(2, 0, 1).float() - AIM_MEAN) / AIM_STD
+    with torch.no_grad():
+        ranking = model(image.expand(1, 8, 3, 32, 32))[0].argsort(descending=True).tolist()
+    results = {}
+    for name, label in (("right", ranking[0]), ("wrong", ranking[-1])):
+        (tmp_path / f"{name}.txt").write_text(f"{static_video.name} {label}\n")
+        recipe = tmp_path / f"{name}.yaml"
+        recipe.write_text(
+            "method: aim\n"
+            f"data: {{root: {static_video.parent}, val_list: {tmp_path / f'{name}.txt'}, num_frames: 8, sampling: dense, "
+            "frame_stride: 16, out_of_bounds: loop, sampling_protocol: aim, input_size: 32, short_side: 32, "
+            "normalization: aim}\n"
+            "test: {num_clips: 1, num_crops: 1, short_side: 32, precision: fp32, num_workers: 0, batch_size: 1}\n"
+            f"output_dir: {tmp_path / name}\n")
+        assert main(["test", str(recipe), "--checkpoint", str(converted)]) == 0
+        results[name] = json.loads((tmp_path / name / "test_metrics.json").read_text())["top1"]
+    capsys.readouterr()
+    assert results == {"right": 100.0, "wrong": 0.0}
