@@ -8,6 +8,8 @@ from .config import ConfigError, DataConfig, TestConfig
 NORMALIZATION = {
     "clip": (video_data.CLIP_MEAN, video_data.CLIP_STD),
     "imagenet": (video_data.IMAGENET_MEAN, video_data.IMAGENET_STD),
+    # AIM's configs: CLIP's statistics x 255 as written there (third mean 104.04, not 104.09).
+    "aim": ((122.769 / 255, 116.74 / 255, 104.04 / 255), (68.493 / 255, 66.63 / 255, 70.321 / 255)),
 }
 
 
