@@ -47,6 +47,7 @@ class Config:
     classifier_seed: int = 0  # seed of the "random" and "orthogonal" classifiers
     template: str = "a video of a person {}."  # the single official prompt
     visual_lr_scale: float = 0.1  # official solver.clip_ratio: LR of the image tower and logit_scale
+    init_checkpoint: str | None = None  # start from a Text4Vis model (official train.py file or native): image tower, fusion, logit_scale
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,8 +265,34 @@ class Text4Vis(VideoRecognizer):
         return self.config.visual_lr_scale if ("visual" in name or "logit_scale" in name) else 1.0
 
 
+def load_init_checkpoint(model: Text4Vis, path: str) -> None:
+    """Copy the image tower, fusion and logit_scale of a trained Text4Vis model (official `pretrain`:
+    UCF/HMDB/ANet fine-tuning starts from a Kinetics-400 model). Official or native file; every
+    tensor the model needs must be there with its shape; the text tower stays the backbone's."""
+    from ..clip import CheckpointError
+    from ..clip.load import unwrap_state_dict
+    from ..official.xclip import read_checkpoint
+
+    raw = read_checkpoint(path)
+    sd = unwrap_state_dict(raw.get("model", raw) if isinstance(raw, dict) and "method" in raw else raw, path)
+    sd = {("clip." + k if k.startswith("visual.") or k == "logit_scale" else k): v for k, v in sd.items()}
+    wanted = {k: v for k, v in model.state_dict().items()
+              if k.startswith(("clip.visual.", "fusion_model.")) or k == "clip.logit_scale"}
+    missing = sorted(set(wanted) - set(sd))
+    if missing:
+        raise CheckpointError(f"{path}: model.init_checkpoint lacks {len(missing)} tensors, e.g. {missing[:3]}")
+    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in wanted.items() if sd[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError(f"{path}: model.init_checkpoint shape mismatch, e.g. {wrong[0]} (file vs model)")
+    model.load_state_dict({k: sd[k] for k in wanted}, strict=False)
+
+
 def build(config: Config, num_classes: int, class_names: list[str] | None = None) -> Text4Vis:
     model = Text4Vis(config, build_clip(config.backbone))
+    if config.init_checkpoint:
+        load_init_checkpoint(model, config.init_checkpoint)
+        # Recorded in the run's config.yaml; a model file rebuilt for inference carries the weights itself.
+        config.init_checkpoint = None
     if class_names is not None:
         if num_classes and len(class_names) != num_classes:
             raise ValueError(f"Text4Vis got {len(class_names)} class names for {num_classes} classes")
@@ -334,6 +361,15 @@ def few_shot_lines(lines: list[str], labels: list[int], shot: int, seed: int) ->
     return chosen * max(1, len(lines) // max(1, len(chosen)))
 
 
+def write_few_shot_list(list_file: str | Path, shot: int, seed: int, output: str | Path) -> Path:
+    """A seeded few-shot training list (`few_shot_lines`) from a "<path> [frames] <label>" list."""
+    lines = [line for line in Path(list_file).read_text().splitlines() if line.strip()]
+    labels = [int(line.split()[-1]) for line in lines]
+    output = Path(output)
+    output.write_text("\n".join(few_shot_lines(lines, labels, shot, seed)) + "\n")
+    return output
+
+
 __all__ = ["Config", "Text4Vis", "TransfFusion", "build", "lda_classifier", "random_classifier",
            "orthogonal_classifier", "read_classifier_file", "fit_lda_from_recipe", "sample_per_class",
-           "few_shot_lines"]
+           "few_shot_lines", "write_few_shot_list", "load_init_checkpoint"]
