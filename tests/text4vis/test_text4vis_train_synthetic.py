@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import clipvideo
 from clipvideo.engine.config import load_config
@@ -28,13 +29,20 @@ from test_xclip_train_synthetic import CLASSES, make_data, make_position_clip  #
 
 RECIPES = {"transf": REPO / "configs/text4vis/tiny_synthetic.yaml",
            "mean": REPO / "configs/text4vis/tiny_synthetic_mean.yaml"}
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+# One thread: these tiny models gain little from a second one, and on a shared machine two spinning
+# threads per process slow everything down many times over.
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("text4vis_motion")
-    clip_file = make_position_clip(root / "position_clip.pt")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        clip_file = make_position_clip(root / "position_clip.pt")
+    finally:
+        torch.set_num_threads(threads)
     data = make_data(root)
     runs = {}
     for fusion, recipe in RECIPES.items():
@@ -68,11 +76,15 @@ def test_fusion_learns_frame_order_and_beats_mean_pooling(trained, direction_sco
 
 
 def test_predict_uses_the_model_file_alone(trained):
+    """No flags: frames, sampling, 64 px input and CLIP statistics come from the model file, so the
+    validation videos (one per class) are recognised as in training."""
     runs, data = trained
-    video = Path(data.root) / "videos/moving_left/moving_left_0096.mp4"  # a validation video
-    command = [sys.executable, "-m", "clipvideo", "predict", str(video), "--checkpoint",
+    videos = [Path(data.root) / f"videos/{name.replace(' ', '_')}/{name.replace(' ', '_')}_0096.mp4" for name in CLASSES]
+    command = [sys.executable, "-m", "clipvideo", "predict", *map(str, videos), "--checkpoint",
                str(runs["transf"][0] / "model.pt"), "--json", "--top-k", "1"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    (result,) = json.loads(done.stdout)
-    assert result["error"] is None and result["top"][0]["label"] in CLASSES
+    results = json.loads(done.stdout)
+    assert all(r["error"] is None for r in results)
+    correct = sum(r["top"][0]["label"] == name for r, name in zip(results, CLASSES))
+    assert correct >= 3, [r["top"] for r in results]
