@@ -9,11 +9,12 @@ What differs is only the position table (its shape, its initialisation, what hap
 T), so each method keeps its own table beside a `FrameTransformer`, in the layout of its official
 checkpoint:
 
-| method   | position table                                 | blocks                              | other T          |
-|----------|------------------------------------------------|-------------------------------------|------------------|
-| frozen   | `temporal.positional_embedding` (T, E)         | `temporal.transformer.resblocks.i`  | error            |
-| X-CLIP   | `mit.positional_embedding` (1, T, E)           | `mit.resblocks.i` (MIT subclasses)  | interpolated     |
-| Text4Vis | `fusion_model.frame_position_embeddings.weight` (77, E) | `fusion_model.transformer.resblocks.i` | first T rows |
+- frozen: `temporal.positional_embedding` (T, E), blocks `temporal.transformer.resblocks.i`; another T
+  is an error.
+- X-CLIP: `mit.positional_embedding` (1, T, E), blocks `mit.resblocks.i` (the MIT subclasses
+  `FrameTransformer`); another T interpolates the table.
+- Text4Vis: `fusion_model.frame_position_embeddings.weight` (77, E), blocks
+  `fusion_model.transformer.resblocks.i`; the first T rows are used.
 """
 
 import torch

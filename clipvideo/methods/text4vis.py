@@ -47,7 +47,8 @@ class Config:
     classifier_seed: int = 0  # seed of the "random" and "orthogonal" classifiers
     template: str = "a video of a person {}."  # the single official prompt
     visual_lr_scale: float = 0.1  # official solver.clip_ratio: LR of the image tower and logit_scale
-    init_checkpoint: str | None = None  # start from a Text4Vis model (official train.py file or native): image tower, fusion, logit_scale
+    # Start from a trained Text4Vis model (official train.py file or native): image tower, fusion, logit_scale.
+    init_checkpoint: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,13 +93,15 @@ def random_classifier(num_classes: int, dim: int, seed: int) -> torch.Tensor:
 def orthogonal_classifier(num_classes: int, dim: int, seed: int) -> torch.Tensor:
     """The first K rows of Q from the QR decomposition of a (E, E) normal matrix (K <= E)."""
     if num_classes > dim:
-        raise ValueError(f"an orthogonal classifier has at most {dim} rows (embedding width), got {num_classes} classes")
+        raise ValueError(
+            f"an orthogonal classifier has at most {dim} rows (embedding width), got {num_classes} classes")
     generator = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64), mode="complete")
     return q[:num_classes].float()
 
 
-def lda_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: int, shrinkage: float = 1e-3) -> torch.Tensor:
+def lda_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                   shrinkage: float = 1e-3) -> torch.Tensor:
     """Linear discriminant analysis on (N, E) features: row k = mu_k Sigma^-1 (sklearn's `coef_`
     without intercepts, which a cosine classifier cannot use); Sigma is the pooled within-class
     covariance, shrunk towards its mean eigenvalue so that few samples per class still invert."""
@@ -120,7 +123,8 @@ def read_classifier_file(path: str, num_classes: int | None, dim: int) -> torch.
     """A (K, E) classifier tensor saved with torch.save (official text_feats_*.pt, our LDA files)."""
     if not Path(path).is_file():
         raise FileNotFoundError(
-            f"{path}: classifier file not found; make it (`clipvideo text4vis-lda RECIPE` for LDA) or set model.classifier_file")
+            f"{path}: classifier file not found; make it (`clipvideo text4vis-lda RECIPE` for LDA) "
+            "or set model.classifier_file")
     try:
         tensor = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -129,7 +133,8 @@ def read_classifier_file(path: str, num_classes: int | None, dim: int) -> torch.
     if isinstance(tensor, dict) and "classifier" in tensor:
         tensor = tensor["classifier"]
     if not isinstance(tensor, torch.Tensor) or tensor.ndim != 2:
-        raise ValueError(f"{path}: expected a (num_classes, {dim}) tensor, got {getattr(tensor, 'shape', type(tensor))}")
+        found = getattr(tensor, "shape", type(tensor))
+        raise ValueError(f"{path}: expected a (num_classes, {dim}) tensor, got {found}")
     if tensor.shape[1] != dim or (num_classes and tensor.shape[0] != num_classes):
         raise ValueError(f"{path}: classifier is {tuple(tensor.shape)}, this model needs ({num_classes or 'K'}, {dim})")
     return tensor.float()
@@ -152,7 +157,8 @@ class Text4Vis(VideoRecognizer):
         if config.classifier not in CLASSIFIERS:
             raise ValueError(f"model.classifier must be one of {CLASSIFIERS}, got {config.classifier!r}")
         if config.classifier in ("lda", "file") and not config.classifier_file:
-            raise ValueError(f"model.classifier {config.classifier!r} needs model.classifier_file (a (K, E) tensor file)")
+            raise ValueError(
+                f"model.classifier {config.classifier!r} needs model.classifier_file (a (K, E) tensor file)")
         self.clip = clip
         embed_dim = clip.config.embed_dim
         self.fusion_model = None

@@ -113,12 +113,14 @@ def test_bad_inputs_are_one_line_errors(clip_file, fixture, tmp_path):
     cases = [
         (dict(path=CHECKPOINT, backbone=None), "hold no text tower; pass backbone="),
         (dict(path=tmp_path / "nope.pt", backbone=clip_file), "no such file"),
-        (dict(path=_checkpoint_without(tmp_path, drop=("visual.proj",)), backbone=clip_file), r"missing \['visual.proj'\]"),
+        (dict(path=_checkpoint_without(tmp_path, drop=("visual.proj",)), backbone=clip_file),
+         r"missing \['visual.proj'\]"),
         (dict(path=_checkpoint_without(tmp_path, add={"text_projection": torch.zeros(1)}, name="b2.pt"),
               backbone=clip_file), "unexpected tensors"),
         (dict(path=_checkpoint_without(tmp_path, drop=("fusion_model.transformer.resblocks.5.ln_2.bias",),
                                        name="b3.pt"), backbone=clip_file), "keys do not match Text4Vis"),
-        (dict(path=CHECKPOINT, backbone=clip_file, classifier=tmp_path / "missing_feats.pt"), "classifier file not found"),
+        (dict(path=CHECKPOINT, backbone=clip_file, classifier=tmp_path / "missing_feats.pt"),
+         "classifier file not found"),
     ]
     (tmp_path / "nce.pt").write_bytes(b"")
     torch.save({"epoch": 0, "model_state_dict": {"logit_scale": torch.zeros(())}, "fusion_model_state_dict": {}},

@@ -79,7 +79,8 @@ def test_predict_uses_the_model_file_alone(trained):
     """No flags: frames, sampling, 64 px input and CLIP statistics come from the model file, so the
     validation videos (one per class) are recognised as in training."""
     runs, data = trained
-    videos = [Path(data.root) / f"videos/{name.replace(' ', '_')}/{name.replace(' ', '_')}_0096.mp4" for name in CLASSES]
+    slugs = [name.replace(" ", "_") for name in CLASSES]
+    videos = [Path(data.root) / f"videos/{slug}/{slug}_0096.mp4" for slug in slugs]  # first validation video
     command = [sys.executable, "-m", "clipvideo", "predict", *map(str, videos), "--checkpoint",
                str(runs["transf"][0] / "model.pt"), "--json", "--top-k", "1"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300)
