@@ -148,3 +148,28 @@ def test_official_classifier_is_normalised_text_of_the_template(model, fixture):
     video = F.normalize(fixture["video_features"], dim=-1)
     torch.testing.assert_close(scale * video @ F.normalize(fixture["text_features"], dim=-1).t(), fixture["logits"],
                                atol=TOLERANCE, rtol=0)
+
+
+def test_init_checkpoint_starts_from_a_trained_model(model, clip_file, tmp_path):
+    """Official `pretrain` (UCF/HMDB/ANet start from K400): image tower, fusion and logit_scale
+    from an official or native file; the text tower stays the backbone's."""
+    from dataclasses import replace
+
+    from clipvideo.engine.checkpoint import save_model
+    from clipvideo.methods import text4vis
+
+    save_model(model, tmp_path / "native.pt")
+    carried = [k for k in model.state_dict()
+               if k.startswith(("clip.visual.", "fusion_model.")) or k == "clip.logit_scale"]
+    for source in (CHECKPOINT, tmp_path / "native.pt"):
+        config = replace(model.config, init_checkpoint=str(source),
+                         backbone=replace(model.config.backbone, pretrained=str(clip_file)))
+        fresh = text4vis.build(config, 3, CLASSES)
+        assert fresh.config.init_checkpoint is None  # a model file rebuilt for inference needs no file
+        assert all(torch.equal(fresh.state_dict()[k], model.state_dict()[k]) for k in carried)
+        assert torch.equal(fresh.classifier, model.classifier)
+    bad = _checkpoint_without(tmp_path, drop=("fusion_model.frame_position_embeddings.weight",), name="nofusion.pt")
+    config = replace(model.config, init_checkpoint=str(bad),
+                     backbone=replace(model.config.backbone, pretrained=str(clip_file)))
+    with pytest.raises(CheckpointError, match="init_checkpoint lacks 1 tensors"):
+        text4vis.build(config, 3, CLASSES)
