@@ -79,3 +79,15 @@ def test_few_shot_list_helper(tmp_path):
     lines = out.read_text().splitlines()
     assert len(set(lines)) == 8 and len(lines) == 40
     assert sorted({int(line.split()[-1]) for line in lines}) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("stem", ["k400_vitb32_f8", "k400_vitl14_336_f32"])
+def test_dense_test_override_from_the_recipe_comment_builds(stem):
+    """Official `--dense` (T frames 128 // T apart): the override each recipe's comment gives."""
+    path = CONFIGS / f"{stem}.yaml"
+    config = load_config(path)
+    stride = 128 // config.data.num_frames
+    override = f"--set data.sampling=dense data.sampling_protocol=clipvideo data.frame_stride={stride}"
+    assert override in path.read_text()
+    dense = load_config(path, override.split()[1:])
+    assert (dense.data.sampling, dense.data.frame_stride) == ("dense", stride)
