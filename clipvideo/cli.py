@@ -241,6 +241,16 @@ def cmd_fewshot(args) -> int:
     return 0
 
 
+def cmd_text4vis_lda(args) -> int:
+    from .methods.text4vis import fit_lda_from_recipe
+
+    config = _config(args)
+    out = args.out or f"{config.output_dir}/lda_classifier.pt"
+    path = fit_lda_from_recipe(config, out, per_class=args.per_class, seed=args.seed)
+    print(f"wrote {path}; train with --set model.classifier=lda model.classifier_file={path}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .engine.demo import run_demo
 
@@ -411,6 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", help="full training list to draw from (default: data.train_list)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_fewshot)
+    p = sub.add_parser("text4vis-lda", help="Text4Vis LDA classifier from frozen-CLIP features of the training list")
+    add_config(p)
+    p.add_argument("--out", help="output file (default: <output_dir>/lda_classifier.pt)")
+    p.add_argument("--per-class", type=int, default=60, help="videos per class (paper: 60 for Kinetics-400)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_text4vis_lda)
 
     p = sub.add_parser("demo", help="generate synthetic motion videos, train, compare with the frame-mean baseline")
     p.add_argument("--output-dir", default="demo_runs")

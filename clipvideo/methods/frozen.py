@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..clip import Transformer, tokenize
+from ..clip import tokenize
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
+from .temporal import FrameTransformer
 
 
 @dataclass
@@ -38,13 +39,13 @@ CLASSIFIERS = ("text", "linear", "text-init")
 
 
 class TemporalTransformer(nn.Module):
-    """(B, T, E) frame features -> (B, E): transformer over frames with learned positions."""
+    """(B, T, E) frame features -> (B, E): the shared `FrameTransformer` with a (T, E) position table."""
 
     def __init__(self, width: int, num_frames: int, layers: int):
         super().__init__()
         self.positional_embedding = nn.Parameter(torch.zeros(num_frames, width))
         nn.init.normal_(self.positional_embedding, std=0.02)
-        self.transformer = Transformer(width, layers, heads=max(1, width // 64))
+        self.transformer = FrameTransformer(width, layers, heads=max(1, width // 64))
         # Start as the identity on top of the residual, so training begins from the frame mean.
         for block in self.transformer.resblocks:
             nn.init.zeros_(block.attn.out_proj.weight)
@@ -57,8 +58,7 @@ class TemporalTransformer(nn.Module):
                 f"this model was built for {self.positional_embedding.shape[0]} frames, got {num_frames}; "
                 "sample that many frames (data.num_frames)"
             )
-        x = self.transformer(frames + self.positional_embedding.to(frames.dtype))  # (B, T, E)
-        return (x + frames).mean(dim=1)  # residual to the raw frame features, as Text4Vis does
+        return self.transformer(frames, self.positional_embedding)  # residual to the raw frames, then mean
 
 
 class FrozenCLIP(VideoRecognizer):

@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..clip import MLP, Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer, tokenize
+from ..clip import MLP, Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, tokenize
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
+from .temporal import FrameTransformer
 
 
 def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -94,9 +95,10 @@ def frame_count_warning(trained: int, used: int) -> str:
     )
 
 
-class MultiFrameIntegration(Transformer):
+class MultiFrameIntegration(FrameTransformer):
     """(B, T, E) frame embeddings -> (B, E) video embedding: mean over T of blocks(f + P) + f.
 
+    The shared `FrameTransformer` with a (1, T, E) position table, interpolated for another T.
     Key names follow the official `mit.positional_embedding`, `mit.resblocks.i.*`.
     """
 
@@ -114,10 +116,8 @@ class MultiFrameIntegration(Transformer):
         trained = self.positional_embedding.shape[1]
         if num_frames != trained:
             warnings.warn(frame_count_warning(trained, num_frames), stacklevel=3)
-        positions = resize_temporal_embedding(self.positional_embedding, num_frames)
-        x = super().forward(frames + positions.to(frames.dtype))  # (B, T, E)
-        # The outer residual adds the frame embeddings without the positions.
-        return (x + frames).mean(dim=1)
+        positions = resize_temporal_embedding(self.positional_embedding, num_frames)  # (1, T, E)
+        return super().forward(frames, positions)  # (B, E)
 
 
 # ---------------------------------------------------------------------------------------------

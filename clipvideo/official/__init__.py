@@ -12,6 +12,7 @@ IMPORTERS: dict[str, str] = {
     "xclip": "clipvideo.official.xclip:load_official_xclip",
     "hf-xclip": "clipvideo.official.xclip:load_official_hf_xclip",
     "aim": "clipvideo.official.aim:load_official_aim",
+    "text4vis": "clipvideo.official.text4vis:load_official_text4vis",
 }
 
 
