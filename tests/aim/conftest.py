@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aim"
-HEADS = {"k400": 2, "ssv2": 4}  # what the fixtures were built with (shapes cannot tell)
+from aim_helpers import FIXTURES
 
 
 @pytest.fixture(scope="session")

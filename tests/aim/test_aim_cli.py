@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES
+from aim_helpers import FIXTURES
 
 import clipvideo
 from clipvideo.cli import main

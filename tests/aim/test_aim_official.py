@@ -12,7 +12,7 @@ import json
 
 import pytest
 import torch
-from conftest import FIXTURES, HEADS
+from aim_helpers import FIXTURES, HEADS
 
 import clipvideo
 from clipvideo.clip import CheckpointError
