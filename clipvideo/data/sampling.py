@@ -11,16 +11,16 @@ Conventions (all samplers):
 
 ``protocol="clipvideo"``:
 
-- **Dense** (EVL, AIM, MMAction2 ``T x stride``): a clip covers ``span = (T - 1) * stride + 1``
-  frames, ``start + k * stride`` for ``k < T``.
+- **Dense** (``T x stride`` clips, as EVL, AIM and FROSTER train): a clip covers
+  ``span = (T - 1) * stride + 1`` frames, ``start + k * stride`` for ``k < T``.
   - train: ``start`` uniform in ``[0, n - span]`` (inclusive);
   - test: ``num_clips`` starts placed at the centres of ``num_clips`` equal parts of
     ``[0, n - span]``: ``start_c = floor((c + 0.5) * (n - span + 1) / num_clips)``. One clip is the
     centred clip; several clips spread evenly over the video.
   - a video shorter than ``span`` starts at 0 and the indices past the end are handled by
-    ``out_of_bounds``: ``"clamp"`` repeats the last frame (EVL), ``"loop"`` wraps modulo ``n``
-    (MMAction2/AIM).
-- **Segment** (TSN: X-CLIP, Text4Vis, FROSTER's 8-frame uniform, AIM's SSv2): the video is cut into
+    ``out_of_bounds``: ``"clamp"`` repeats the last frame (as EVL's test), ``"loop"`` wraps modulo
+    ``n`` (as MMAction2/AIM).
+- **Segment** (TSN, as X-CLIP, Text4Vis and AIM on SSv2): the video is cut into
   ``T`` equal segments ``[floor(k * n / T), floor((k + 1) * n / T))``.
   - train: one uniformly random frame in each segment;
   - test: clip ``c`` of ``num_clips`` takes the frame at fraction ``(c + 0.5) / num_clips`` of each
@@ -64,11 +64,11 @@ stride, ``C`` the number of test clips, ``randint(a, b)`` is inclusive:
   max(n - L, 0)``.
   - train: ``start`` uniform in ``[0, max_start]`` (float); test: ``start = max_start * c / C``
     (so the clips never touch the end).
-  - the frames ``[ceil(start), min(floor(start + L - 1), n - 1)]`` are decoded (``m`` of them),
-    and frame ``k`` of the clip is ``linspace(0, S - 1, T)[k]`` (float32) clamped to ``m - 1`` and
+  - the frames ``[ceil(start), min(floor(start + L - 1) + 1, n - 1)]`` are decoded (``m`` of them:
+    the decode loop keeps one frame past the window), and frame ``k`` of the clip is ``linspace(0, S - 1, T)[k]`` (float32) clamped to ``m - 1`` and
     truncated, with ``S = max(1, s * T / 30 * fps)``, counted from ``ceil(start)``.
   - PySlowFast selects the decoded frames by timestamp; we use frame numbers (a frame whose
-    timestamp rounds across the boundary may differ). A video without a known fps (rawframes) is
+    timestamp rounds across the boundary may differ; on constant-rate videos they agree). A video without a known fps (rawframes) is
     taken to be at 30 fps. The decode-everything fallback (streams without a duration) is not
     reproduced.
 
@@ -307,7 +307,8 @@ def _froster_lengths(num_frames: int, frame_stride: int, fps: float | None, targ
 
 def _froster_clip(num_video_frames: int, num_frames: int, start: float, decoded: float, sampled: float) -> torch.Tensor:
     first = math.ceil(start)
-    last = min(math.floor(start + decoded - 1), num_video_frames - 1)
+    # PySlowFast's decode loop also keeps the first frame past the window before it stops
+    last = min(math.floor(start + decoded - 1) + 1, num_video_frames - 1)
     offsets = torch.linspace(0, sampled - 1, num_frames).clamp(0, last - first).long()  # float32, as PySlowFast
     return first + offsets
 

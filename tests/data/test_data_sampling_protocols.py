@@ -176,16 +176,17 @@ def test_aim_uniform_segments():
 def test_froster_test_clips_at_30_fps():
     sampler = FrameSampler(8, "dense", 16, protocol="froster")
     assert sampler.needs_fps
-    # fps 30, 8 x 16: decoded L = ceil(16*7/30*30) = 112 frames, spread S = 16*8 = 128;
+    # fps 30, 8 x 16: window L = ceil(16*7/30*30) = 112 frames, spread S = 16*8 = 128;
     # linspace(0, 127, 8) = 0, 18.14, 36.29, 54.43, 72.57, 90.71, 108.86, 127 -> clamp to m-1, truncate
-    # n=300: max_start 188, starts 188*c/3 = 0, 62.67, 125.33
-    # c=0: frames 0..111 (m=112): 0,18,36,54,72,90,108,111
-    # c=1: ceil(62.67)=63 .. floor(62.67+111)=173 (m=111): 63 + [0,18,36,54,72,90,108,110]
-    # c=2: 126 .. floor(236.33)=236 (m=111): 126 + [0,18,...,108,110]
+    # n=300: max_start 188, starts 188*c/3 = 0, 62.67, 125.33; decoded: ceil(start) .. floor(start+111) + 1
+    # c=0: frames 0..112 (m=113): 0,18,36,54,72,90,108,112
+    # c=1: ceil(62.67)=63 .. floor(173.67)+1=174 (m=112): 63 + [0,18,36,54,72,90,108,111]
+    # c=2: 126 .. floor(236.33)+1=237 (m=112): 126 + [0,18,...,108,111]
+    # (the same as PySlowFast's PyAV decoder on a frame-numbered 30 fps video)
     assert sampler.test(300, 3, fps=30.0).tolist() == [
-        [0, 18, 36, 54, 72, 90, 108, 111],
-        [63, 81, 99, 117, 135, 153, 171, 173],
-        [126, 144, 162, 180, 198, 216, 234, 236],
+        [0, 18, 36, 54, 72, 90, 108, 112],
+        [63, 81, 99, 117, 135, 153, 171, 174],
+        [126, 144, 162, 180, 198, 216, 234, 237],
     ]
 
 
@@ -193,10 +194,10 @@ def test_froster_resamples_to_the_video_fps():
     sampler = FrameSampler(8, "dense", 16, protocol="froster")
     # fps 25: L = ceil(112/30*25) = ceil(93.33) = 94, S = 128/30*25 = 106.67;
     # linspace(0, 105.67, 8) = 0, 15.10, 30.19, 45.29, 60.38, 75.48, 90.57, 105.67
-    # n=300: max_start 206; c=0 frames 0..93 -> 0,15,30,45,60,75,90,93
-    assert sampler.test(300, 1, fps=25.0).tolist() == [[0, 15, 30, 45, 60, 75, 90, 93]]
+    # n=300: max_start 206; c=0 frames 0..93+1 (m=95) -> 0,15,30,45,60,75,90,94
+    assert sampler.test(300, 1, fps=25.0).tolist() == [[0, 15, 30, 45, 60, 75, 90, 94]]
     # no fps (rawframes): taken as 30 fps
-    assert sampler.test(300, 1).tolist() == [[0, 18, 36, 54, 72, 90, 108, 111]]
+    assert sampler.test(300, 1).tolist() == [[0, 18, 36, 54, 72, 90, 108, 112]]
     # n=50 < L: max_start 0, frames 0..49 -> 0,18,36 then clamped to 49
     assert sampler.test(50, 2, fps=30.0).tolist() == [[0, 18, 36, 49, 49, 49, 49, 49]] * 2
 
@@ -205,11 +206,11 @@ def test_froster_train_random_float_start():
     sampler = FrameSampler(8, "dense", 16, protocol="froster")
     clips = draws(sampler, 114, fps=30.0)
     # n=114: max_start 114-112 = 2, start uniform in [0, 2] (a float, never exactly an integer here):
-    # start in (0, 1) -> frames ceil(start)=1 .. floor(start+111)=111 (m=111); in (1, 2) -> 2..112 (m=111);
-    # so the first frame is 1 or 2 and the last offset is clamped to m-1 = 110 (127 -> 110)
+    # start in (0, 1) -> frames ceil(start)=1 .. floor(start+111)+1=112 (m=112); in (1, 2) -> 2..113 (m=112);
+    # so the first frame is 1 or 2 and the last offset is clamped to m-1 = 111 (127 -> 111)
     assert support(clips[:, 0]) == [1, 2]
     offsets = clips - clips[:, :1]
-    assert torch.equal(offsets, torch.tensor([0, 18, 36, 54, 72, 90, 108, 110]).expand(len(clips), 8))
+    assert torch.equal(offsets, torch.tensor([0, 18, 36, 54, 72, 90, 108, 111]).expand(len(clips), 8))
 
 
 # ---------------------------------------------------------------------------------------- settings

@@ -245,6 +245,18 @@ def test_froster_protocol_gets_the_stream_fps_through_the_dataset(motion_data):
     dataset.sampler.test = lambda n, num_clips=1, **kwargs: calls.append(kwargs) or original(n, num_clips, **kwargs)
     views, _, _, valid = dataset[0]
     assert valid and calls == [{"fps": pytest.approx(8.0)}]
-    # at 8 fps a 4 x 2 clip (2 frames apart at 30 fps) decodes L = ceil(2*3/30*8) = ceil(1.6) = 2 frames and
-    # spreads S = 2*4/30*8 = 2.133 over them: linspace(0, 1.133, 4) -> 0, 0, 0, 1 (16-frame video, start 0)
+    # at 8 fps a 4 x 2 clip (2 frames apart at 30 fps) has a window L = ceil(2*3/30*8) = ceil(1.6) = 2
+    # frames (3 decoded) and spreads S = 2*4/30*8 = 2.133 over them: linspace(0, 1.133, 4) -> 0, 0, 0, 1
     assert original(16, 1, fps=8.0).tolist() == [[0, 0, 0, 1]]
+
+
+def test_predict_places_clips_by_the_models_protocol():
+    from clipvideo.engine.predict import clip_indices
+
+    # EVL: n=300, 8 x 16, slack 187, 3 views at round(93.5*c) = 0, 94, 187 (ours would be 31, 94, 156)
+    evl = DataConfig(num_frames=8, frame_stride=16, sampling="dense", sampling_protocol="evl")
+    assert [clip[0] for clip in clip_indices(300, evl, 3)] == [0, 94, 187]
+    assert [clip[0] for clip in clip_indices(300, DataConfig(num_frames=8, frame_stride=16), 3)] == [31, 94, 156]
+    # FROSTER at 25 fps: window L = ceil(112/30*25) = 94 frames, 95 decoded: 0,15,30,...,90, then 94
+    froster = DataConfig(num_frames=8, frame_stride=16, sampling="dense", sampling_protocol="froster")
+    assert clip_indices(300, froster, 1, fps=25.0) == [[0, 15, 30, 45, 60, 75, 90, 94]]
