@@ -21,9 +21,11 @@ from .readers import (
     decode_frames,
     open_video,
     read_rawframes,
+    video_fps,
     video_num_frames,
 )
 from .sampling import (
+    PROTOCOLS,
     FrameSampler,
     dense_test_indices,
     dense_train_indices,
@@ -38,6 +40,7 @@ from .transforms import (
     MixupCutmixCollate,
     MultiScaleCrop,
     NormalizeClip,
+    RandomShortSide,
     TestTransform,
     build_test_transform,
     build_train_transform,
@@ -50,9 +53,9 @@ __all__ = [
     "AnnotationError", "TarIndex", "VideoRecord", "read_class_descriptions", "read_class_names", "read_video_list",
     "BAD_REASONS", "DummyVideoDataset", "MultiViewTestDataset", "VideoClipDataset",
     "BACKENDS", "KeyframeIndex", "KeyframeIndexCache", "VideoDecodeError", "VideoReader", "available_backends",
-    "build_keyframe_index", "decode_frames", "open_video", "read_rawframes", "video_num_frames",
-    "FrameSampler", "dense_test_indices", "dense_train_indices", "segment_test_indices", "segment_train_indices",
+    "build_keyframe_index", "decode_frames", "open_video", "read_rawframes", "video_fps", "video_num_frames",
+    "PROTOCOLS", "FrameSampler", "dense_test_indices", "dense_train_indices", "segment_test_indices", "segment_train_indices",
     "CLIP_MEAN", "CLIP_STD", "IMAGENET_MEAN", "IMAGENET_STD", "MixupCutmixCollate", "MultiScaleCrop",
-    "NormalizeClip", "TestTransform", "build_test_transform", "build_train_transform", "mixup_cutmix_collate",
+    "NormalizeClip", "RandomShortSide", "TestTransform", "build_test_transform", "build_train_transform", "mixup_cutmix_collate",
     "smooth_one_hot", "soft_target_cross_entropy",
 ]

@@ -51,6 +51,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
     uncompressed tar (looked up as listed, then by basename). ``start_index`` is the file number
     of frame 0 in rawframes folders (default 1, as MMAction2 and Text4Vis); video frames are
     always 0-based. The default transform is the CLIP-normalised 224 train or test transform.
+    ``sampling_protocol`` picks whose frame positions to use (:mod:`clipvideo.data.sampling`).
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         num_threads: int = 1,
         index_cache_dir: str | os.PathLike | None = None,
         max_retries: int = 10,
+        sampling_protocol: str = "clipvideo",
     ):
         if not rawframes and start_index not in (None, 0):
             raise ValueError("start_index numbers rawframes files; video frames are always 0-based")
@@ -86,7 +88,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         )
         self.num_classes = num_classes if num_classes is not None else 1 + max(max(r.labels) for r in self.records)
         self.data_root = os.fspath(data_root)
-        self.sampler = FrameSampler(num_frames, sampling, frame_stride, out_of_bounds)
+        self.sampler = FrameSampler(num_frames, sampling, frame_stride, out_of_bounds, sampling_protocol)
         self.num_frames = num_frames
         self.train = train
         self.transform = transform if transform is not None else (
@@ -138,15 +140,18 @@ class VideoClipDataset(torch.utils.data.Dataset):
             return f"{self.tar.tar_path}:{self.tar.find(listed) or listed}"
         return os.path.join(self.data_root, listed)
 
-    def read_frames(self, index: int, choose: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    def read_frames(self, index: int, choose: Callable[..., torch.Tensor]) -> torch.Tensor:
         """Decode the frames ``choose(num_video_frames)`` picks (any shape ``(..., T)``) ->
-        uint8 ``(..., T, 3, H, W)``. Raises ``VideoDecodeError`` for bad input."""
+        uint8 ``(..., T, 3, H, W)``. Raises ``VideoDecodeError`` for bad input. When the sampler
+        resamples to a frame rate (``sampler.needs_fps``), ``choose`` also gets ``fps=`` (the
+        stream's rate; None for rawframes)."""
+        needs_fps = self.sampler.needs_fps
         record = self.records[index]
         if self.rawframes:
             frame_dir = self.video_path(index)
             if record.num_frames == 0:
                 raise VideoDecodeError(frame_dir, "zero frames", "the list gives 0 frames")
-            indices = choose(record.num_frames)
+            indices = choose(record.num_frames, fps=None) if needs_fps else choose(record.num_frames)
             frames = read_rawframes(frame_dir, indices.flatten().tolist(), self.filename_template, self.start_index)
         else:
             if self.tar is not None:
@@ -157,7 +162,10 @@ class VideoClipDataset(torch.utils.data.Dataset):
             else:
                 source, cache_key = self.video_path(index), None
             reader = open_video(source, self.backend, self.num_threads, self.index_cache, cache_key)
-            indices = choose(reader.num_frames)
+            if needs_fps:
+                indices = choose(reader.num_frames, fps=reader.fps)
+            else:
+                indices = choose(reader.num_frames)
             frames = reader.get_frames(indices.flatten().tolist())
         frames = frames.reshape(*indices.shape, *frames.shape[1:])  # (..., T, H, W, 3)
         return frames.movedim(-1, -3)  # (..., T, 3, H, W), a view: no copy
@@ -184,7 +192,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
                 if self.train:
                     clip = self.read_frames(index, self.sampler.train)  # (T, 3, H, W)
                 else:
-                    clip = self.read_frames(index, lambda n: self.sampler.test(n, 1)[0])
+                    clip = self.read_frames(index, lambda n, **kw: self.sampler.test(n, 1, **kw)[0])
             except (VideoDecodeError, OSError) as error:
                 self._record_bad(index, error)
                 if not self.train:
@@ -233,7 +241,7 @@ class MultiViewTestDataset(VideoClipDataset):
 
     def __getitem__(self, index: int):
         try:
-            frames = self.read_frames(index, lambda n: self.sampler.test(n, self.num_clips))  # (C, T, 3, H, W)
+            frames = self.read_frames(index, lambda n, **kw: self.sampler.test(n, self.num_clips, **kw))  # (C, T, 3, H, W)
         except (VideoDecodeError, OSError) as error:
             self._record_bad(index, error)
             return self._blank_like_output(), self.target(index), index, False

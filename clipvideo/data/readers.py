@@ -29,6 +29,7 @@ from .decode import (
     KeyframeIndexCache,
     VideoDecodeError,
     VideoSource,
+    _open_container,
     decode_every_frame,
     decode_with_keyframe_index,
     source_name,
@@ -62,6 +63,11 @@ class VideoReader:
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         raise NotImplementedError
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second the stream declares (its average rate), or None when it declares none."""
+        return _stream_fps(self.source)
 
 
 class PyAVReader(VideoReader):
@@ -127,6 +133,10 @@ class DecordReader(VideoReader):
     def num_frames(self) -> int:
         return len(self._reader)
 
+    @property
+    def fps(self) -> float | None:
+        return float(self._reader.get_avg_fps()) or None
+
     def get_frames(self, indices):
         indices = _check_indices(self.name, indices, self.num_frames)
         try:
@@ -156,12 +166,25 @@ class TorchcodecReader(VideoReader):
     def num_frames(self) -> int:
         return self._decoder.metadata.num_frames
 
+    @property
+    def fps(self) -> float | None:
+        return self._decoder.metadata.average_fps or None
+
     def get_frames(self, indices):
         indices = _check_indices(self.name, indices, self.num_frames)
         try:
             return self._decoder.get_frames_at(indices).data
         except Exception as error:
             raise VideoDecodeError(self.name, "decode error", str(error)) from error
+
+
+def _stream_fps(source: VideoSource) -> float | None:
+    container = _open_container(source)
+    try:
+        rate = container.streams.video[0].average_rate
+    finally:
+        container.close()
+    return float(rate) if rate else None
 
 
 def _import_backend(name: str):
@@ -234,6 +257,11 @@ def video_num_frames(source: VideoSource, backend: str = "pyav", index_cache: Ke
 # ---------------------------------------------------------------------------------------------
 # Rawframes: one image file per frame
 # ---------------------------------------------------------------------------------------------
+
+
+def video_fps(source: VideoSource, backend: str = "pyav") -> float | None:
+    """Frames per second the first video stream declares, as ``backend`` reads it (None: unknown)."""
+    return open_video(source, backend).fps
 
 
 def read_rawframes(

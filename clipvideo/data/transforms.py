@@ -64,6 +64,26 @@ class MultiScaleCrop(v2.Transform):
         return self._call_kernel(F.resized_crop, inpt, **params, size=[self.size, self.size], antialias=True)
 
 
+class RandomShortSide(v2.Transform):
+    """Resize so the short side is ``round(uniform(low, high))``, drawn once per clip (PySlowFast's
+    scale jitter, FROSTER's [224, 256]); the long side keeps the aspect ratio (truncated)."""
+
+    def __init__(self, low: int, high: int):
+        super().__init__()
+        if not 0 < low <= high:
+            raise ValueError(f"short side range must be 0 < low <= high, got [{low}, {high}]")
+        self.low, self.high = low, high
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return dict(size=round(self.low + (self.high - self.low) * float(torch.rand(()))))
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return self._call_kernel(F.resize, inpt, size=params["size"], antialias=True)
+
+    def extra_repr(self) -> str:
+        return f"low={self.low}, high={self.high}"
+
+
 class NormalizeClip(v2.Transform):
     """uint8 -> float32 ``(x / 255 - mean) / std`` in one in-place pass over a fresh float copy;
     same result as ``ToDtype(float32, scale=True)`` + ``Normalize`` at a fifth of the time."""
@@ -89,13 +109,15 @@ def _normalize(mean, std) -> list[v2.Transform]:
     return [NormalizeClip(mean, std)]
 
 
+TRAIN_CROPS = ("random_resized", "random", "multiscale")
+
+
 def build_train_transform(
     size: int = 224,
     scale: tuple[float, float] = (0.08, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    resize_short_side: int | None = None,
-    multiscale_crop: bool = False,
-    short_side_jitter: tuple[int, int] | None = None,
+    short_side: int | Sequence[int] | None = None,
+    crop: str = "random_resized",
     flip: bool = True,
     color_jitter: float = 0.0,
     grayscale: float = 0.0,
@@ -105,27 +127,32 @@ def build_train_transform(
 ) -> v2.Compose:
     """Train-time transform: uint8 ``(T, 3, H, W)`` -> normalised float ``(T, 3, size, size)``.
 
-    Crop (one of):
-      * default: RandomResizedCrop with area ``scale`` and aspect ``ratio``;
-      * ``multiscale_crop=True``: :class:`MultiScaleCrop` (X-CLIP);
-      * ``short_side_jitter=(a, b)``: short side uniform in ``[a, b]`` then a random
-        ``size`` crop (FROSTER / PySlowFast).
-    ``resize_short_side`` resizes first (256 for Text4Vis/AIM, ``int(256 / 224 * size)`` for X-CLIP).
+    ``short_side`` resizes the frames first: None or ``[]`` keeps them, ``256`` or ``[256]`` sets
+    the short side (Text4Vis/AIM 256, X-CLIP ``int(256 / 224 * size)``), ``[224, 256]`` draws it
+    per clip as ``round(uniform(224, 256))`` (FROSTER/PySlowFast, :class:`RandomShortSide`).
+    ``crop`` (one of ``TRAIN_CROPS``):
+      * ``"random_resized"``: RandomResizedCrop with area ``scale`` and aspect ``ratio``;
+      * ``"random"``: a ``size x size`` crop at a random place (padded if the frame is smaller);
+      * ``"multiscale"``: :class:`MultiScaleCrop` (X-CLIP, TSN).
     ``flip``: horizontal flip with p=0.5; turn it off where left/right matters (SSv2).
     ``color_jitter``/``grayscale``: probabilities of ColorJitter(0.4, 0.4, 0.2, 0.1) and of grayscale.
     ``randaugment=(num_ops, magnitude)`` with magnitude on the 0-10 scale of timm and MMAction2;
     ``True`` means (4, 7), the setting of EVL and of AIM on SSv2.
     """
-    if multiscale_crop and short_side_jitter is not None:
-        raise ValueError("choose one of multiscale_crop and short_side_jitter")
+    if crop not in TRAIN_CROPS:
+        raise ValueError(f"crop must be one of {TRAIN_CROPS}, got {crop!r}")
     steps: list[v2.Transform] = []
-    if resize_short_side is not None:
-        steps.append(v2.Resize(resize_short_side, antialias=True))
-    if multiscale_crop:
+    sides = [] if short_side is None else [short_side] if isinstance(short_side, int) else list(short_side)
+    if len(sides) == 1:
+        steps.append(v2.Resize(sides[0], antialias=True))
+    elif len(sides) == 2:
+        steps.append(RandomShortSide(sides[0], sides[1]))
+    elif sides:
+        raise ValueError(f"short_side must be one size or a [low, high] range, got {short_side!r}")
+    if crop == "multiscale":
         steps.append(MultiScaleCrop(size))
-    elif short_side_jitter is not None:
-        low, high = short_side_jitter
-        steps += [v2.RandomShortestSize(list(range(low, high + 1)), antialias=True), v2.RandomCrop(size)]
+    elif crop == "random":
+        steps.append(v2.RandomCrop(size, pad_if_needed=True))
     else:
         steps.append(v2.RandomResizedCrop(size, scale=scale, ratio=ratio, antialias=True))
     if flip:

@@ -44,7 +44,6 @@ class DataConfig:
     train_short_side: list[int] = field(default_factory=list)  # train resize before the crop: [] none | [256] | [224, 256] random in range
     train_crop: str = "random_resized"  # random_resized (scale/ratio) | random (input_size crop at a random place) | multiscale (X-CLIP)
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random-resized-crop area range
-    multiscale_crop: bool = False  # X-CLIP's fixed-position multi-scale crop instead of random-resized crop
     flip: bool = True  # random horizontal flip; turn off for direction-sensitive data (SSv2, left/right)
     color_jitter: float = 0.0  # probability of colour jitter
     grayscale: float = 0.0  # probability of grayscale

@@ -40,7 +40,22 @@ def _video_root(data: DataConfig) -> tuple[str, str | None]:
     return str(Path(data.store) / "videos"), str(Path(data.store) / "index")
 
 
+def check_sampling(data: DataConfig) -> None:
+    """data.sampling / data.sampling_protocol: a pair the protocol defines, or a ConfigError."""
+    protocols = video_data.PROTOCOLS
+    if data.sampling not in video_data.sampling.SAMPLINGS:
+        raise ConfigError(f"data.sampling: expected 'dense' or 'segment', got {data.sampling!r}")
+    if data.sampling_protocol not in protocols:
+        raise ConfigError(f"data.sampling_protocol: expected one of {', '.join(protocols)}, got {data.sampling_protocol!r}")
+    if data.sampling not in protocols[data.sampling_protocol]:
+        raise ConfigError(
+            f"data.sampling_protocol: {data.sampling_protocol!r} defines {' and '.join(protocols[data.sampling_protocol])} "
+            f"sampling only, but data.sampling is {data.sampling!r}; change one of them (docs/data.md)"
+        )
+
+
 def _list_options(data: DataConfig) -> dict:
+    check_sampling(data)
     root, index_dir = _video_root(data)
     return dict(
         data_root=root,
@@ -56,7 +71,34 @@ def _list_options(data: DataConfig) -> dict:
         out_of_bounds=data.out_of_bounds,
         index_cache_dir=index_dir,
         multi_label=data.multi_label,
+        sampling_protocol=data.sampling_protocol,
     )
+
+
+def train_short_side(data: DataConfig) -> list[int]:
+    """data.train_short_side checked: [] (no resize), [S] or [low, high] (random per clip)."""
+    sides = list(data.train_short_side)
+    if len(sides) > 2 or any(side <= 0 for side in sides) or (len(sides) == 2 and sides[0] > sides[1]):
+        raise ConfigError(
+            f"data.train_short_side: expected [] (no resize), [S] or [low, high] with 0 < low <= high, got {sides}"
+        )
+    return sides
+
+
+def train_crop(data: DataConfig) -> str:
+    if data.train_crop not in video_data.transforms.TRAIN_CROPS:
+        raise ConfigError(
+            f"data.train_crop: expected one of {', '.join(video_data.transforms.TRAIN_CROPS)}, got {data.train_crop!r}"
+        )
+    return data.train_crop
+
+
+def eval_short_side(data: DataConfig, test: TestConfig, for_test: bool = False) -> int:
+    """The evaluation short side: test.short_side for `clipvideo test` when set, else data.short_side."""
+    key, side = ("test.short_side", test.short_side) if for_test and test.short_side else ("data.short_side", data.short_side)
+    if side < data.input_size:
+        raise ConfigError(f"{key}: {side} is smaller than data.input_size {data.input_size}; the crop would not fit")
+    return side
 
 
 def build_train_dataset(data: DataConfig, class_names=None):
@@ -64,6 +106,8 @@ def build_train_dataset(data: DataConfig, class_names=None):
         raise ConfigError(f"data.format: expected 'video' or 'rawframes', got {data.format!r}")
     mean, std = normalization(data)
     num_classes = _num_classes(data, class_names)
+    short_side, crop = train_short_side(data), train_crop(data)
+    check_sampling(data)
     if data.dummy:
         return video_data.DummyVideoDataset(data.dummy_length, data.num_frames, data.input_size, num_classes or 2)
     if not data.train_list:
@@ -73,8 +117,9 @@ def build_train_dataset(data: DataConfig, class_names=None):
     transform = video_data.build_train_transform(
         size=data.input_size,
         scale=tuple(data.scale),
+        short_side=short_side,
+        crop=crop,
         flip=data.flip,
-        multiscale_crop=data.multiscale_crop,
         color_jitter=data.color_jitter,
         grayscale=data.grayscale,
         randaugment=data.randaugment,
@@ -86,7 +131,9 @@ def build_train_dataset(data: DataConfig, class_names=None):
     )
 
 
-def build_eval_dataset(data: DataConfig, test: TestConfig, class_names=None, list_file: str | None = None):
+def build_eval_dataset(data: DataConfig, test: TestConfig, class_names=None, list_file: str | None = None,
+                       for_test: bool = False):
+    """Validation views (data.short_side), or with `for_test` the `clipvideo test` views (test.short_side)."""
     mean, std = normalization(data)
     num_classes = _num_classes(data, class_names)
     if data.dummy:
@@ -101,7 +148,7 @@ def build_eval_dataset(data: DataConfig, test: TestConfig, class_names=None, lis
         raise ConfigError(f"data.val_list: {list_file} does not exist")
     transform = video_data.build_test_transform(
         size=data.input_size,
-        short_side=data.short_side,
+        short_side=eval_short_side(data, test, for_test),
         crop="three" if test.num_crops == 3 else "center",
         mean=mean,
         std=std,

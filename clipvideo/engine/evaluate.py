@@ -1,7 +1,10 @@
 """Multi-view evaluation: every video scored exactly once, across any number of processes.
 
 Each video yields V = C clips x S crops views; the model scores all views and they are combined
-by averaging softmax probabilities (default, as the official tests of the seeds do) or logits.
+by averaging softmax probabilities (default, as the official tests of the seeds do) or logits,
+or (`feature`) the model's un-normalised video features are averaged over the views and then
+classified once (Text4Vis). `views_per_batch` runs the views through the model in chunks of at
+most that many, so large models with many views fit in memory; the scores do not change.
 The sampler shards videos without padding, so distributed evaluation counts each video once.
 """
 
@@ -14,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from .config import ConfigError
 from .distributed import all_gather_objects
 from .metrics import summarize, summarize_multi_label
 from .precision import autocast
@@ -48,6 +52,9 @@ class EvalResult:
         return len(self.labels)
 
 
+AGGREGATES = ("prob", "logit", "feature")
+
+
 def combine_views(logits: torch.Tensor, aggregate: str = "prob") -> torch.Tensor:
     """(B, V, K) per-view logits -> (B, K) per-video scores."""
     if aggregate == "prob":
@@ -57,6 +64,53 @@ def combine_views(logits: torch.Tensor, aggregate: str = "prob") -> torch.Tensor
     if aggregate == "sigmoid":  # independent per-class probabilities (multi-label models trained with BCE)
         return logits.float().sigmoid().mean(dim=1)
     raise ValueError(f"test.aggregate must be 'prob' or 'logit', got {aggregate!r}")
+
+
+def check_view_settings(model: torch.nn.Module, aggregate: str, views_per_batch: int | None = None) -> None:
+    """test.aggregate / test.views_per_batch usable with this model, else a one-line ConfigError."""
+    if aggregate not in AGGREGATES:
+        raise ConfigError(f"test.aggregate: expected one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    if aggregate == "feature" and not (callable(getattr(model, "video_features", None))
+                                       and callable(getattr(model, "logits_from_features", None))):
+        raise ConfigError(
+            f"test.aggregate: 'feature' needs a model with video_features() and logits_from_features(); "
+            f"{type(model).__name__} has not both, use 'prob' or 'logit'"
+        )
+    if views_per_batch is not None and views_per_batch < 1:
+        raise ConfigError(f"test.views_per_batch: expected a positive number of views (or null for all), got {views_per_batch}")
+
+
+def _in_chunks(fn, views: torch.Tensor, views_per_batch: int | None) -> torch.Tensor:
+    """fn over (N, ...) views, at most `views_per_batch` at a time, outputs concatenated."""
+    if not views_per_batch or len(views) <= views_per_batch:
+        return fn(views)
+    return torch.cat([fn(chunk) for chunk in views.split(views_per_batch)])
+
+
+def score_views(
+    model: torch.nn.Module,
+    views: torch.Tensor,
+    device: torch.device,
+    precision: str = "fp32",
+    aggregate: str = "prob",
+    views_per_batch: int | None = None,
+) -> torch.Tensor:
+    """(B, V, T, 3, H, W) views of B videos -> (B, K) float scores on the CPU.
+
+    prob: mean softmax over views; logit: mean logits; feature: the mean of the model's
+    un-normalised per-view video features goes through its classifier once, then softmax.
+    """
+    batch_size, num_views = views.shape[:2]
+    flat = views.flatten(0, 1)  # (B*V, T, 3, H, W)
+    to_device = lambda chunk: chunk.to(device, non_blocking=True)  # noqa: E731
+    with autocast(device, precision):
+        if aggregate == "feature":
+            features = _in_chunks(lambda chunk: model.video_features(to_device(chunk)), flat, views_per_batch)
+            mean = features.float().view(batch_size, num_views, -1).mean(dim=1)  # (B, D)
+            logits = model.logits_from_features(mean.to(features.dtype))  # (B, K)
+            return logits.float().softmax(dim=-1).cpu()
+        logits = _in_chunks(lambda chunk: model(to_device(chunk)), flat, views_per_batch)  # (B*V, K)
+    return combine_views(logits.view(batch_size, num_views, -1), aggregate).cpu()
 
 
 def _unpack(batch):
@@ -76,21 +130,21 @@ def evaluate(
     num_classes: int | None = None,
     progress: bool = True,
     dataset=None,
+    views_per_batch: int | None = None,
 ) -> EvalResult:
     """Score every video the loader's sampler gives this rank, then gather all ranks' results.
 
     Videos that fail to decode are counted and listed in `failed`; every metric counts them as
     wrong (whatever their score row), so accuracy is over every listed video, never silently fewer.
     """
+    check_view_settings(model, aggregate, views_per_batch)
     model.eval()
     rows = []
     dataset = dataset if dataset is not None else loader.dataset
     for batch in tqdm(loader, desc="eval", disable=None if progress else True, leave=False, dynamic_ncols=True):
         views, labels, indices, valid = _unpack(batch)
-        batch_size, num_views = views.shape[:2]
-        with autocast(device, precision):
-            logits = model(views.flatten(0, 1).to(device, non_blocking=True))  # (B*V, K)
-        scores = combine_views(logits.view(batch_size, num_views, -1), aggregate).cpu()
+        batch_size = views.shape[0]
+        scores = score_views(model, views, device, precision, aggregate, views_per_batch)  # (B, K)
         for i in range(batch_size):
             label = labels[i] if labels.dim() > 1 else int(labels[i])  # multi-hot (K,) for multi-label lists
             rows.append((int(indices[i]), scores[i], label, bool(valid[i])))

@@ -127,17 +127,20 @@ def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", p
     return Predictor(model, data, names, device, resolve_precision(precision, device, "--precision"), **views)
 
 
-def clip_indices(num_frames_in_video: int, data: DataConfig, num_clips: int | None = None) -> list[list[int]]:
+def clip_indices(num_frames_in_video: int, data: DataConfig, num_clips: int | None = None,
+                 fps: float | None = None) -> list[list[int]]:
     """Frame indices (0-based) of each view's clip, spread over the whole video.
 
     Segment sampling: one clip of T segment centres spans the video. Dense sampling: enough
-    clips of span (T - 1) * stride + 1 to cover it (at most 10), evenly spaced.
+    clips of span (T - 1) * stride + 1 to cover it (at most 10), evenly spaced. Positions follow
+    data.sampling_protocol (`fps`: the video's frame rate, for protocols that resample to one).
     """
     if num_clips is None:
         span = (data.num_frames - 1) * data.frame_stride + 1
         num_clips = 1 if data.sampling == "segment" else max(1, min(MAX_DENSE_CLIPS, math.ceil(num_frames_in_video / span)))
-    sampler = video_data.FrameSampler(data.num_frames, data.sampling, data.frame_stride)
-    return sampler.test(num_frames_in_video, num_clips).tolist()
+    sampler = video_data.FrameSampler(data.num_frames, data.sampling, data.frame_stride, data.out_of_bounds,
+                                      data.sampling_protocol)
+    return sampler.test(num_frames_in_video, num_clips, fps=fps).tolist()
 
 
 @torch.no_grad()
@@ -151,7 +154,8 @@ def predict_video(predictor: Predictor, path: str, top_k: int = 5, num_clips: in
         total = video_data.video_num_frames(str(path), backend=data.backend)
         if total <= 0:
             raise video_data.VideoDecodeError(str(path), "no frames")
-        views = clip_indices(total, data, num_clips)
+        fps = video_data.video_fps(str(path), backend=data.backend) if data.sampling_protocol == "froster" else None
+        views = clip_indices(total, data, num_clips, fps)
         mean, std = normalization(data)
         crop = "three" if predictor.num_crops == 3 else "center"
         transform = video_data.build_test_transform(size=data.input_size, short_side=data.short_side, crop=crop,

@@ -10,7 +10,7 @@ from . import checkpoint as ckpt
 from .config import Config, ConfigError, build_config, merge, parse_overrides
 from .data import build_eval_dataset, read_classes
 from .distributed import barrier, init_distributed, setup_logging
-from .evaluate import ShardSampler, evaluate, write_predictions
+from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import resolve_precision
 
 log = logging.getLogger("clipvideo")
@@ -54,7 +54,8 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
                 f"{len(model.class_names)}; a {payload['method']} model cannot take new classes"
             )
     class_names = class_names or model.class_names
-    dataset = build_eval_dataset(config.data, config.test, class_names, list_file)
+    check_view_settings(model, config.test.aggregate, config.test.views_per_batch)
+    dataset = build_eval_dataset(config.data, config.test, class_names, list_file, for_test=True)
     loader = DataLoader(dataset, batch_size=config.test.batch_size, num_workers=config.test.num_workers,
                         sampler=ShardSampler(len(dataset), dist.rank, dist.world_size))
     precision = resolve_precision(config.test.precision, dist.device, "test.precision")
@@ -62,7 +63,8 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
     log.info("testing %s on %d videos: %s, %s, views combined by %s", checkpoint, len(dataset), describe,
              precision, config.test.aggregate)
     result = evaluate(model, loader, dist.device, precision, config.test.aggregate,
-                      len(class_names) if class_names else None, progress=dist.is_main, dataset=dataset)
+                      len(class_names) if class_names else None, progress=dist.is_main, dataset=dataset,
+                      views_per_batch=config.test.views_per_batch)
     if dist.is_main:
         out = Path(config.output_dir)
         out.mkdir(parents=True, exist_ok=True)

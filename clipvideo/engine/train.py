@@ -24,7 +24,7 @@ from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
 from .data import build_eval_dataset, build_train_dataset, mix_collate, read_classes
 from .distributed import all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
-from .evaluate import ShardSampler, evaluate, write_predictions
+from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import autocast, resolve_precision
 
 log = logging.getLogger("clipvideo")
@@ -91,10 +91,67 @@ class SeededSamples(torch.utils.data.Dataset):
 
 def cosine_with_warmup(step: int, total_steps: int, warmup_steps: int, min_ratio: float) -> float:
     """LR multiplier: linear warmup from 0, then cosine from 1 down to min_ratio."""
-    if warmup_steps and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return lr_multiplier(step, total_steps, warmup_steps, min_ratio)
+
+
+INTERVALS = ("step", "epoch")
+
+
+def lr_multiplier(
+    step: int,
+    total_steps: int,
+    warmup_steps: int,
+    min_ratio: float,
+    steps_per_epoch: int = 1,
+    num_epochs: int | None = None,
+    warmup_start_factor: float = 0.0,
+    warmup_interval: str = "step",
+    cosine_interval: str = "step",
+) -> float:
+    """LR multiplier of optimiser step `step` (0-based): linear warmup, then cosine to min_ratio.
+
+    Warmup (steps < warmup_steps) ramps linearly from `warmup_start_factor` to 1 over the warmup,
+    by step or by epoch (`warmup_interval`): `f + (1 - f) * p / P` at position p of P (steps or
+    epochs). With f = 0 the ramp is counted from p + 1, so no step runs at LR 0.
+    Cosine (`cosine_interval`):
+      * "step": after the warmup, `min + (1 - min) * (1 + cos(pi * (s - W) / (S - W))) / 2`;
+      * "epoch": constant within an epoch e (0-based), `min + (1 - min) * (1 + cos(pi * e / E)) / 2`
+        counted from the first epoch, and the warmup scales it (MMCV's CosineAnnealing with
+        warmup, as AIM trains: per-iteration warmup from 0.1x, per-epoch cosine).
+    A pure function of the step, so a resumed run continues the schedule exactly.
+    """
+    epoch = step // steps_per_epoch
+    if cosine_interval == "epoch":
+        num_epochs = num_epochs or max(1, math.ceil(total_steps / steps_per_epoch))
+        progress = epoch / num_epochs
+    else:
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    cosine = min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    if not warmup_steps or step >= warmup_steps:
+        return cosine
+    if warmup_interval == "epoch":
+        position, length = epoch, warmup_steps / steps_per_epoch
+    else:
+        position, length = step, warmup_steps
+    factor = warmup_start_factor
+    ramp = (position + 1) / length if factor == 0 else factor + (1 - factor) * position / length
+    return min(ramp, 1.0) * (cosine if cosine_interval == "epoch" else 1.0)
+
+
+def build_scheduler(optimizer, train, steps_per_epoch: int, total_steps: int, num_epochs: int):
+    """LambdaLR over optimiser steps from train.{warmup_epochs, warmup_start_factor, warmup_interval,
+    cosine_interval, min_lr}; see `lr_multiplier`."""
+    for key in ("warmup_interval", "cosine_interval"):
+        if getattr(train, key) not in INTERVALS:
+            raise ConfigError(f"train.{key}: expected 'step' or 'epoch', got {getattr(train, key)!r}")
+    if not 0.0 <= train.warmup_start_factor <= 1.0:
+        raise ConfigError(f"train.warmup_start_factor: expected a fraction of the LR in [0, 1], got {train.warmup_start_factor}")
+    warmup = round(train.warmup_epochs * steps_per_epoch)
+    min_ratio = train.min_lr / train.lr if train.lr else 0.0
+    options = dict(steps_per_epoch=steps_per_epoch, num_epochs=num_epochs, warmup_start_factor=train.warmup_start_factor,
+                   warmup_interval=train.warmup_interval, cosine_interval=train.cosine_interval)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_multiplier(step, total_steps, warmup, min_ratio, **options))
 
 
 def build_optimizer(model, train) -> torch.optim.Optimizer:
@@ -289,6 +346,7 @@ def fit(config: Config, resume: str | None = None) -> dict:
                         generator=torch.Generator().manual_seed(seed + dist.rank))  # own stream: a resume does not shift the global one
 
     model = build_model(config, num_classes, class_names).to(dist.device)  # same seed on every rank: same init
+    check_view_settings(model, config.test.aggregate, config.test.views_per_batch)  # fail before training
     optimizer = build_optimizer(model, train_cfg)
     steps_per_epoch = len(sampler) // train_cfg.batch_size // train_cfg.accumulation_steps
     total_steps = steps_per_epoch * train_cfg.epochs
@@ -297,10 +355,7 @@ def fit(config: Config, resume: str | None = None) -> dict:
         epochs = math.ceil(total_steps / steps_per_epoch)
     else:
         epochs = train_cfg.epochs
-    warmup = round(train_cfg.warmup_epochs * steps_per_epoch)
-    min_ratio = train_cfg.min_lr / train_cfg.lr if train_cfg.lr else 0.0
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: cosine_with_warmup(step, total_steps, warmup, min_ratio))
+    scheduler = build_scheduler(optimizer, train_cfg, steps_per_epoch, total_steps, epochs)
     if train_cfg.precision == "fp16" and dist.device.type != "cuda":
         raise ConfigError("train.precision=fp16 needs a CUDA GPU (a gradient scaler); use bf16 on CPU")
     scaler = torch.amp.GradScaler("cuda") if train_cfg.precision == "fp16" else None
@@ -394,7 +449,8 @@ def fit(config: Config, resume: str | None = None) -> dict:
         if eval_loader is not None and (last_epoch or (every and (epoch + 1) % every == 0)):
             eval_model = ema.module if ema is not None else model
             result = evaluate(eval_model, eval_loader, dist.device, eval_precision, config.test.aggregate,
-                              num_classes, progress=dist.is_main, dataset=eval_set)
+                              num_classes, progress=dist.is_main, dataset=eval_set,
+                              views_per_batch=config.test.views_per_batch)
             row.update({f"val_{k}": v for k, v in result.metrics.items()})
             if state["best_top1"] is None or result.metrics["top1"] > state["best_top1"]:
                 state["best_top1"] = result.metrics["top1"]
@@ -425,4 +481,5 @@ def _report_bad_videos(dataset, epoch: int) -> None:
             log.warning("epoch %d: %d unreadable training videos were replaced by other samples (see log above)", epoch + 1, n)
 
 
-__all__ = ["fit", "build_model", "train_one_epoch", "cosine_with_warmup", "EpochSampler"]
+__all__ = ["fit", "build_model", "train_one_epoch", "cosine_with_warmup", "lr_multiplier", "build_scheduler",
+           "EpochSampler"]

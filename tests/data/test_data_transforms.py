@@ -31,8 +31,9 @@ def still_clip(num_frames=4, height=60, width=80) -> torch.Tensor:
     "options",
     [
         {},
-        {"multiscale_crop": True, "resize_short_side": 56},
-        {"short_side_jitter": (40, 56)},
+        {"crop": "multiscale", "short_side": 56},
+        {"crop": "random", "short_side": [40, 56]},
+        {"crop": "random", "short_side": [48]},
         {"color_jitter": 1.0, "grayscale": 0.5, "randaugment": (4, 7)},
         {"randaugment": True, "flip": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     ],
@@ -175,3 +176,37 @@ def test_soft_target_cross_entropy_equals_cross_entropy_for_one_hot():
 def test_collate_needs_an_alpha():
     with pytest.raises(ValueError):
         mixup_cutmix_collate(5, mixup_alpha=0.0, cutmix_alpha=0.0)
+
+
+def test_random_short_side_draws_round_uniform_per_clip():
+    from clipvideo.data import RandomShortSide
+
+    clip = torch.zeros(3, 3, 60, 80, dtype=torch.uint8)
+    jitter = RandomShortSide(40, 44)
+    torch.manual_seed(0)
+    sizes = [tuple(jitter(clip).shape[-2:]) for _ in range(400)]
+    # round(uniform(40, 44)): short side 40..44, long side floor(80 / 60 * short)
+    assert sorted(set(sizes)) == [(s, int(80 * s / 60)) for s in range(40, 45)]
+    # the end points get half the mass of the inner sizes (PySlowFast's round(uniform))
+    counts = {s: sum(1 for h, _ in sizes if h == s) for s in range(40, 45)}
+    assert counts[40] < counts[42] and counts[44] < counts[42]
+    with pytest.raises(ValueError, match="low <= high"):
+        RandomShortSide(56, 40)
+
+
+def test_train_resize_then_random_crop_keeps_pixels_unscaled():
+    # a fixed short side equal to the frame's, then a plain crop: the output is a window of the input
+    clip = torch.arange(40 * 50).remainder(251).to(torch.uint8).view(1, 1, 40, 50).expand(2, 3, 40, 50).clone()
+    transform = build_train_transform(size=32, short_side=[40], crop="random", flip=False)
+    normalize = NormalizeClip(CLIP_MEAN, CLIP_STD)
+    torch.manual_seed(0)
+    out = transform(clip)
+    windows = [normalize(clip[..., top:top + 32, left:left + 32]) for top in range(9) for left in range(19)]
+    assert any(torch.equal(out, window) for window in windows)
+
+
+def test_train_transform_rejects_unknown_crop_and_bad_short_side():
+    with pytest.raises(ValueError, match="crop must be one of"):
+        build_train_transform(size=32, crop="center")
+    with pytest.raises(ValueError, match="one size or a \\[low, high\\] range"):
+        build_train_transform(size=32, short_side=[200, 224, 256])

@@ -490,5 +490,6 @@ def test_k400_recipes_follow_the_official_scripts(recipe):
     assert (train.lr, train.weight_decay, train.warmup_epochs, train.min_lr, train.max_steps) == (4e-4, 0.05, 0, 0, 50000)
     assert train.batch_size * train.accumulation_steps == 32 and train.optimizer == "adamw" and train.grad_clip is None
     assert not config.data.flip and config.data.sampling == "dense" and config.data.normalization == "clip"
+    assert config.data.sampling_protocol == "evl"  # the official frame positions
     views = (config.test.num_crops, config.test.num_clips)
     assert views == ((1, 3) if model.num_frames == 8 else (3, 1)) and config.test.aggregate == "prob"

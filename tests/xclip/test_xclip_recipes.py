@@ -32,6 +32,7 @@ def test_every_table_row_has_a_valid_recipe_citing_its_number(stem, top1):
     assert re.search(rf"Published top-1[^0-9]*{top1}", comment), comment
     data, test = config.data, config.test
     assert (data.sampling, data.normalization, data.input_size) == ("segment", "imagenet", data.short_side)
+    assert data.sampling_protocol == "xclip"  # the official frame positions
     assert (test.num_clips, test.num_crops, test.aggregate) == (4, 3, "prob")
 
 
@@ -41,7 +42,8 @@ def test_training_recipes_follow_the_official_optimiser_and_augmentation(path):
     train, data = config.train, config.data
     assert (train.optimizer, train.betas, train.weight_decay, train.warmup_epochs) == ("adamw", [0.9, 0.98], 0.001, 5)
     assert train.min_lr == pytest.approx(train.lr / 100) and train.label_smoothing == 0.1
-    assert (data.multiscale_crop, data.flip, data.color_jitter, data.grayscale) == (True, True, 0.8, 0.2)
+    assert (data.train_crop, data.flip, data.color_jitter, data.grayscale) == ("multiscale", True, 0.8, 0.2)
+    assert data.train_short_side == [int(256 / 224 * data.input_size)]  # 256 at 224, 384 at 336
     assert (data.mixup, data.cutmix, data.mix_prob) == (0.8, 1.0, 1.0)
     model = method_config("xclip", config.model)
     assert (model.train_text, model.new_lr_scale, model.mit_layers, model.prompt_layers) == (False, 10.0, 1, 2)
