@@ -52,7 +52,7 @@ class EvalResult:
         return len(self.labels)
 
 
-AGGREGATES = ("prob", "logit", "feature")
+AGGREGATES = ("prob", "logit", "feature", "sigmoid")
 
 
 def combine_views(logits: torch.Tensor, aggregate: str = "prob") -> torch.Tensor:
@@ -63,7 +63,7 @@ def combine_views(logits: torch.Tensor, aggregate: str = "prob") -> torch.Tensor
         return logits.float().mean(dim=1)
     if aggregate == "sigmoid":  # independent per-class probabilities (multi-label models trained with BCE)
         return logits.float().sigmoid().mean(dim=1)
-    raise ValueError(f"test.aggregate must be 'prob' or 'logit', got {aggregate!r}")
+    raise ValueError(f"test.aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
 
 
 def check_view_settings(model: torch.nn.Module, aggregate: str, views_per_batch: int | None = None) -> None:

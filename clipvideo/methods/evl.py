@@ -249,7 +249,7 @@ class EVL(VideoRecognizer):
         """The official test input (DataConfig fields): dense clips, stride 16 (8 for the 32-frame
         releases, 8x16 / 16x16 / 32x8), short side = crop, CLIP mean/std. Stored with converted models."""
         size = self.clip.visual.image_size
-        return {"num_frames": self.config.num_frames, "sampling": "dense",
+        return {"num_frames": self.config.num_frames, "sampling": "dense", "sampling_protocol": "evl",
                 "frame_stride": 8 if self.config.num_frames >= 32 else 16, "input_size": size,
                 "short_side": size, "normalization": "clip"}
 

@@ -316,8 +316,8 @@ class XCLIP(VideoRecognizer):
         """The official test-time input (DataConfig fields): TSN segment centres, short side
         256/224 of the crop, centre crop, ImageNet mean/std. Stored with converted checkpoints."""
         size = self.clip.config.image_resolution
-        return {"num_frames": self.config.num_frames, "sampling": "segment", "input_size": size,
-                "short_side": int(256 / 224 * size), "normalization": "imagenet"}
+        return {"num_frames": self.config.num_frames, "sampling": "segment", "sampling_protocol": "xclip",
+                "input_size": size, "short_side": int(256 / 224 * size), "normalization": "imagenet"}
 
     # -- optimisation ---------------------------------------------------------------------------
 

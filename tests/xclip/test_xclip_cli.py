@@ -52,8 +52,8 @@ def converted(official_checkpoint, tmp_path_factory) -> Path:
 def test_convert_stores_weights_and_the_official_input(converted, official_checkpoint, fixture):
     payload = read_checkpoint(converted)
     assert payload["method"] == "xclip" and payload["class_names"] is None
-    assert payload["config"]["data"] == {"num_frames": 4, "sampling": "segment", "input_size": 64, "short_side": 73,
-                                         "normalization": "imagenet"}
+    assert payload["config"]["data"] == {"num_frames": 4, "sampling": "segment", "sampling_protocol": "xclip",
+                                         "input_size": 64, "short_side": 73, "normalization": "imagenet"}
     model = clipvideo.load(converted)
     model.set_class_names(NAMES.split(","))
     with torch.no_grad():
