@@ -37,6 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipvideo.clip import get_architecture  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 from clipvideo.methods import aim, evl  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
 
@@ -175,15 +176,11 @@ def run_worker(worker: str, argv: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(args, training: list[dict], inference: dict) -> str:
-    load = os.getloadavg()
+def report(args, training: list[dict], inference: dict, load_at_start=None) -> str:
     lines = [f"AIM efficiency on CPU: {args.arch} at {args.resolution} px, {args.frames} frames; training batch {args.batch}, "
              f"inference batch {args.infer_batch}; {args.threads} threads (torch.get_num_threads), torch {torch.__version__}; "
              f"fastest of {args.steps}",
-             f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min)"]
-    if load[0] > args.threads:
-        lines.append(f"WARNING: load average {load[0]:.1f} exceeds the {args.threads} threads: other processes compete, "
-                     "times are inflated")
+             load_report(args.threads, load_at_start)]
     lines += [f"memory: peak RSS during training minus RSS before it ({training[0]['memory_source']}), one process per row",
               "", "| training | trainable params | step (s) | step CPU (s) | train memory (MiB) | peak RSS (MiB) |",
               "|---|---:|---:|---:|---:|---:|"]
@@ -232,9 +229,10 @@ def main(argv=None) -> str:
         print(json.dumps(result))
         return ""
     torch.set_num_threads(args.threads)
+    load_at_start = load_average()
     training = [run_worker(row, argv) for row in TRAIN_ROWS]
     inference = run_worker("inference", argv)
-    table = report(args, training, inference)
+    table = report(args, training, inference, load_at_start)
     print(table)
     if args.json:
         Path(args.json).write_text(json.dumps({"training": training, "inference": inference, "table": table}, indent=1))

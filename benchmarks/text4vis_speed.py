@@ -20,7 +20,6 @@ vision layers (4) so that it runs in a few minutes on 2 cores:
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipvideo.clip import CLIPConfig  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 from clipvideo.methods import text4vis  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
 
@@ -114,15 +114,11 @@ def benchmark(args) -> tuple[dict, dict]:
     return median(inference), median(training)
 
 
-def report(args, inference: dict, training: dict) -> str:
-    threads, load = torch.get_num_threads(), os.getloadavg()
+def report(args, inference: dict, training: dict, load_at_start=None) -> str:
     lines = [f"Text4Vis vs frame mean: vision {args.vision_width}x{args.vision_layers} patch {args.patch} at "
              f"{args.resolution} px, embed {args.embed}, fusion {args.fusion_layers} layers, T={args.frames}, "
              f"batch {args.batch}, {args.classes} classes, median of {args.repeats}",
-             f"torch threads {threads}, CPUs {os.cpu_count()}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"]
-    if load[0] > threads:
-        lines.append(f"WARNING: load average {load[0]:.1f} exceeds the {threads} torch threads: other processes "
-                     "compete for the CPU; wall times are inflated (CPU times less so)")
+             load_report(torch.get_num_threads(), load_at_start)]
     base_inf, base_train = inference["frame mean"], training["frame mean"]
     lines += ["", "| model | inference clips/s (wall) | CPU s per call | vs frame mean (CPU) | train step s (wall) "
               "| CPU s per step | vs frame mean (CPU) |", "|---|---|---|---|---|---|---|"]
@@ -135,8 +131,9 @@ def report(args, inference: dict, training: dict) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    load_at_start = load_average()
     inference, training = benchmark(args)
-    print(report(args, inference, training))
+    print(report(args, inference, training, load_at_start))
 
 
 if __name__ == "__main__":

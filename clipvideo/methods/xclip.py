@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..clip import MLP, Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, tokenize
+from ..clip import Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, tokenize
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
