@@ -93,6 +93,18 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_average(args) -> int:
+    from .engine.average import average_run
+    from .engine.config import ConfigError
+
+    try:
+        result = average_run(args.run, args.epochs, args.output)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    print(f"wrote {result['output']} ({result['method']}, mean of epochs {result['epochs'][0]}-{result['epochs'][-1]})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .engine.demo import run_demo
 
@@ -141,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", help="class names to store with the model")
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="importer overrides, e.g. heads=12 num_frames=8")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("average", help="uniform weight average of a run's epoch checkpoints (FROSTER's release)")
+    p.add_argument("run", help="run directory trained with train.keep_epoch_checkpoints=true")
+    p.add_argument("--epochs", required=True, help="A-B: average checkpoint_epoch{A..B}.pt (FROSTER: 2-last)")
+    p.add_argument("output", help="model file to write")
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("demo", help="generate synthetic motion videos, train, compare with the frame-mean baseline")
     p.add_argument("--output-dir", default="demo_runs")
