@@ -80,7 +80,9 @@ def cmd_convert(args) -> int:
     if args.classes:
         from .engine.predict import parse_classes
 
-        names = parse_classes(args.classes)
+        from .engine.predict import class_texts
+
+        names = class_texts(args.classes, model) or parse_classes(args.classes)  # FROSTER keeps descriptions
         if getattr(model, "uses_text", False):
             model.set_class_names(names)
         else:

@@ -11,6 +11,7 @@ IMPORTERS: dict[str, str] = {
     "evl": "clipvideo.official.evl:load_official_evl",
     "xclip": "clipvideo.official.xclip:load_official_xclip",
     "hf-xclip": "clipvideo.official.xclip:load_official_hf_xclip",
+    "froster": "clipvideo.official.froster:load_official_froster",
 }
 
 
