@@ -12,7 +12,7 @@ row's: 2 x K prompts per step (one template + the bare description, as official)
 K = `--train-classes`; rows ending in "c" use activation checkpointing of both towers.
 Wall-clock and CPU time (all threads) per call/step: medians over `--repeats` after a warm-up.
 
-    python benchmarks/froster_speed.py                          # ViT-B/16, 400 classes, K = 25, 100, 400c, 400
+    python benchmarks/froster_speed.py                          # ViT-B/16, 400 classes, K = 25, 100, 400 (checkpointed)
     python benchmarks/froster_speed.py --device cuda --precision bf16 --batch 8
 """
 
@@ -53,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--classes", type=int, default=400, help="classes for the inference rows")
-    parser.add_argument("--train-classes", default="25,100,400c,400",
+    parser.add_argument("--train-classes", default="25,100,400c",
                         help="K per training row; a trailing c = activation checkpointing")
     parser.add_argument("--repeats", type=int, default=3, help="timed cached inference calls")
     parser.add_argument("--reencode-repeats", type=int, default=1, help="timed re-encoding calls")
@@ -61,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--concurrent", action="store_true",
+                        help="run the training rows (one after another) while the inference rows run; on a "
+                             "shared machine wall times then compete, CPU times much less")
     parser.add_argument("--train-one", help=argparse.SUPPRESS)  # internal: one training row in this process
     return parser.parse_args(argv)
 
@@ -98,7 +101,7 @@ def timed(args, fn, repeats: int) -> tuple[float, float]:
 
 
 def inference(args) -> dict[str, tuple[float, float]]:
-    model, video = make_model(args, args.classes, distillation=False)
+    model, video = make_model(args, 4, distillation=False)
     model.eval()
 
     def cached():
@@ -109,9 +112,11 @@ def inference(args) -> dict[str, tuple[float, float]]:
         model._classifier_cache = None  # what the official forward does: encode every prompt again
         cached()
 
-    cached()  # warm-up (and the one encoding of the class set)
-    rows = {"cached classifier": timed(args, cached, args.repeats)}
-    rows["re-encoded every call (official)"] = timed(args, reencoded, args.reencode_repeats)
+    cached()  # warm-up on 4 classes (kernels, allocations), so no timed call pays for it
+    model.set_class_names(class_texts(args.classes))
+    # The re-encoding rows run first: their last call leaves the cache of the full class set filled.
+    rows = {"re-encoded every call (official)": timed(args, reencoded, args.reencode_repeats)}
+    rows["cached classifier"] = timed(args, cached, args.repeats)
     return rows
 
 
@@ -170,8 +175,9 @@ def report(args, infer: dict, train: list[dict]) -> str:
               "| classifier | s/call (wall) | s/call (CPU) | clips/s |", "| --- | --- | --- | --- |"]
     for name, (wall, cpu) in infer.items():
         lines.append(f"| {name} | {wall:.3f} | {cpu:.3f} | {args.batch / wall:.3g} |")
-    cached, reencoded = infer["cached classifier"][0], infer["re-encoded every call (official)"][0]
-    lines += ["", f"cached classifier: {reencoded / cached:.0f}x faster per call", "",
+    cached, reencoded = infer["cached classifier"], infer["re-encoded every call (official)"]
+    lines += ["", f"cached classifier: {reencoded[0] / cached[0]:.0f}x faster per call "
+              f"(wall; CPU time: {reencoded[1] / cached[1]:.0f}x)", "",
               "Training step (teacher + distillation, AdamW), 2 prompt sets x K classes:", "",
               "| K | activation checkpointing | s/step (wall) | s/step (CPU) | peak memory MB | after build MB |",
               "| --- | --- | --- | --- | --- | --- |"]
@@ -192,7 +198,17 @@ def main(argv=None) -> None:
     if args.train_one:
         print(json.dumps(train_one(args, args.train_one)))
         return
-    print(report(args, inference(args), training(args, argv)))
+    if args.concurrent:
+        import threading
+
+        train: list[dict] = []
+        worker = threading.Thread(target=lambda: train.extend(training(args, argv)))
+        worker.start()
+        infer = inference(args)
+        worker.join()
+    else:
+        infer, train = inference(args), training(args, argv)
+    print(report(args, infer, train))
 
 
 if __name__ == "__main__":
