@@ -78,9 +78,7 @@ def cmd_convert(args) -> int:
         overrides[key] = int(value) if value.isdigit() else value
     model = load_official(args.method, args.source, **overrides)
     if args.classes:
-        from .engine.predict import parse_classes
-
-        from .engine.predict import class_texts
+        from .engine.predict import class_texts, parse_classes
 
         names = class_texts(args.classes, model) or parse_classes(args.classes)  # FROSTER keeps descriptions
         if getattr(model, "uses_text", False):

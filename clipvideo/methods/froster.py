@@ -24,7 +24,6 @@ on CPU); the teacher's classifier for each template is cached (the teacher never
 prompts over 77 tokens are truncated with a warning instead of raising; no `.cuda()` calls.
 """
 
-import logging
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -37,7 +36,6 @@ from ..clip import CLIP, ResidualAttentionBlock, tokenize
 from ..clip.tokenizer import END_OF_TEXT, encode
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze, soft_cross_entropy
 
-log = logging.getLogger("clipvideo")
 USES_DESCRIPTIONS = True  # the engine passes "Name: description" class entries to build / set_class_names
 
 # ---------------------------------------------------------------------------------------------

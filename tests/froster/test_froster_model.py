@@ -184,3 +184,20 @@ def test_data_settings_are_the_official_input():
     from clipvideo.engine.config import DataConfig, from_dict
 
     from_dict(DataConfig, settings)  # every key is a DataConfig field
+
+
+def test_a_training_checkpoint_resumes_into_a_model_with_its_teacher():
+    """Checkpoints leave the teacher out; resuming loads them into a model built from the recipe
+    (whose teacher comes from the starting CLIP), without touching that teacher."""
+    trained = tiny()
+    with torch.no_grad():
+        trained.clip.visual.proj.add_(1.0)
+    payload = ckpt.model_payload(trained)
+    fresh = tiny()
+    teacher = {k: v.clone() for k, v in fresh.teacher.state_dict().items()}
+    ckpt.load_model_state(fresh, payload["model"], "checkpoint_last.pt")
+    assert torch.equal(fresh.clip.visual.proj, trained.clip.visual.proj)
+    assert all(torch.equal(v, teacher[k]) for k, v in fresh.teacher.state_dict().items())
+    broken = {k: v for k, v in payload["model"].items() if k != "clip.visual.proj"}
+    with pytest.raises(Exception, match=r"checkpoint_last.pt: weights do not fit the recorded model: missing \['clip.visual.proj'\]"):
+        ckpt.load_model_state(fresh, broken, "checkpoint_last.pt")
