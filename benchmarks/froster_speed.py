@@ -64,6 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--concurrent", action="store_true",
                         help="run the training rows (one after another) while the inference rows run; on a "
                              "shared machine wall times then compete, CPU times much less")
+    parser.add_argument("--row-workers", type=int, default=1,
+                        help="training rows run at once (each in its own process; mind the memory)")
     parser.add_argument("--train-one", help=argparse.SUPPRESS)  # internal: one training row in this process
     return parser.parse_args(argv)
 
@@ -150,17 +152,20 @@ def train_one(args, row: str) -> dict:
 
 
 def training(args, options: list[str]) -> list[dict]:
-    """Each row in a fresh process running this script with `options` plus --train-one ROW."""
-    rows = []
-    for row in args.train_classes.split(","):
+    """Each row in a fresh process running this script with `options` plus --train-one ROW, at most
+    `--row-workers` at a time; rows are reported in the order given."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(row: str) -> dict:
         command = [sys.executable, __file__, *options, "--train-one", row]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-            rows.append({"row": row, "error": f"{last[:120]} (exit code {done.returncode})"})
-            continue
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return rows
+            return {"row": row, "error": f"{last[:120]} (exit code {done.returncode})"}
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    with ThreadPoolExecutor(max_workers=args.row_workers) as pool:
+        return list(pool.map(run, args.train_classes.split(",")))
 
 
 def report(args, infer: dict, train: list[dict]) -> str:

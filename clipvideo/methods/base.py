@@ -16,6 +16,9 @@ Optional hooks (the engine uses them when present):
   saved in model files nor averaged; a model rebuilt for inference does not need them.
 - `data_settings()`: the DataConfig fields this model must be fed with (normalisation, sampling,
   input size, ...), stored in every native model file so predict/test use them.
+- Module-level `inference_config(config) -> config` (optional): the config a model is rebuilt
+  with from a model file (FROSTER: no teacher); `USES_DESCRIPTIONS = True` makes the engine pass
+  "Name: description" class entries (FROSTER's JSON) instead of bare names.
 """
 
 from dataclasses import dataclass, replace

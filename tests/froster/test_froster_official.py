@@ -129,6 +129,14 @@ def test_bad_files_give_one_line_errors(tmp_path, official_state, official_files
         load_official_froster(official_files["averaged"], patching_ratio=0.5)
     with pytest.raises(CheckpointError, match="patching_ratio must lie in"):
         load_official_froster(official_files["averaged"], clip_original=official_files["original"], patching_ratio=2)
+    not_clip = tmp_path / "not_clip.pt"
+    torch.save({"weight": torch.zeros(2)}, not_clip)
+    with pytest.raises(CheckpointError, match="not_clip.pt: not a CLIP checkpoint for weight patching"):
+        load_official_froster(official_files["averaged"], clip_original=not_clip)
+    other_size = tmp_path / "other_size.pt"
+    torch.save({"visual.conv1.weight": torch.zeros(3, 3, 8, 8)}, other_size)
+    with pytest.raises(CheckpointError, match=r"other_size.pt: original CLIP visual.conv1.weight: shape \(3, 3, 8, 8\)"):
+        load_official_froster(official_files["averaged"], clip_original=other_size)
 
 
 def test_load_official_registry_and_convert_cli(official_files, class_texts, fixture, tmp_path):
