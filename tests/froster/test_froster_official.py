@@ -155,3 +155,8 @@ def test_load_official_registry_and_convert_cli(official_files, class_texts, fix
         assert max_diff(native(fixture["video"]), fixture["eval_logits"]) < ATOL  # descriptions kept
     payload = torch.load(out, weights_only=True)
     assert payload["config"]["data"]["sampling_protocol"] == "froster"
+    patched = tmp_path / "froster_patched.pt"  # weight patching baked into a native file
+    assert main(["convert", "froster", str(official_files["averaged"]), str(patched), "--classes", str(classes),
+                 "--set", "num_frames=4", f"clip_original={official_files['original']}", "patching_ratio=0.3"]) == 0
+    with torch.no_grad():
+        assert max_diff(clipvideo.load(patched)(fixture["video"]), fixture["patched_logits"]) < ATOL
