@@ -165,7 +165,7 @@ def training(args, options: list[str]) -> list[dict]:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     with ThreadPoolExecutor(max_workers=args.row_workers) as pool:
-        return list(pool.map(run, args.train_classes.split(",")))
+        return list(pool.map(run, filter(None, args.train_classes.split(","))))
 
 
 def report(args, infer: dict, train: list[dict]) -> str:
