@@ -104,9 +104,9 @@ def cmd_convert(args) -> int:
         overrides[key] = int(value) if value.isdigit() else value
     model = load_official(args.method, args.source, **overrides)
     if args.classes:
-        from .engine.predict import parse_classes
+        from .engine.predict import class_texts, parse_classes
 
-        names = parse_classes(args.classes)
+        names = class_texts(args.classes, model) or parse_classes(args.classes)  # FROSTER keeps descriptions
         if getattr(model, "uses_text", False):
             model.set_class_names(names)
         else:
@@ -248,6 +248,18 @@ def cmd_text4vis_lda(args) -> int:
     out = args.out or f"{config.output_dir}/lda_classifier.pt"
     path = fit_lda_from_recipe(config, out, per_class=args.per_class, seed=args.seed)
     print(f"wrote {path}; train with --set model.classifier=lda model.classifier_file={path}")
+    return 0
+
+
+def cmd_average(args) -> int:
+    from .engine.average import average_run
+    from .engine.config import ConfigError
+
+    try:
+        result = average_run(args.run, args.epochs, args.output)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    print(f"wrote {result['output']} ({result['method']}, mean of epochs {result['epochs'][0]}-{result['epochs'][-1]})")
     return 0
 
 
@@ -427,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", type=int, default=60, help="videos per class (paper: 60 for Kinetics-400)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_text4vis_lda)
+    p = sub.add_parser("average", help="uniform weight average of a run's epoch checkpoints (FROSTER's release)")
+    p.add_argument("run", help="run directory trained with train.keep_epoch_checkpoints=true")
+    p.add_argument("--epochs", required=True, help="A-B: average checkpoint_epoch{A..B}.pt (FROSTER: 2-last)")
+    p.add_argument("output", help="model file to write")
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("demo", help="generate synthetic motion videos, train, compare with the frame-mean baseline")
     p.add_argument("--output-dir", default="demo_runs")

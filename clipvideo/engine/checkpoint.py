@@ -80,11 +80,12 @@ def model_payload(model) -> dict:
     method = next((name for name, module in METHODS.items() if isinstance(model.config, module.Config)), None)
     if method is None:
         raise ValueError(f"{type(model).__name__} has a config of unknown method type {type(model.config).__name__}")
+    skip = tuple(getattr(model, "training_only_prefixes", ()))  # a frozen teacher is not saved
     return {
         "method": method,
         "model_config": dataclasses.asdict(model.config),
         "class_names": list(model.class_names) if model.class_names else None,
-        "model": model.state_dict(),
+        "model": {k: v for k, v in model.state_dict().items() if not (skip and k.startswith(skip))},
         "version": __version__,
     }
 
@@ -167,17 +168,28 @@ def model_from_payload(payload: dict, path: str | Path = "checkpoint", num_class
     config = method_config(method, payload["model_config"], f"{path}: model_config")
     # The recorded architecture rebuilds the backbone; the weights come from this file.
     config.backbone.pretrained = None
+    if hasattr(METHODS[method], "inference_config"):  # e.g. FROSTER: no teacher for inference
+        config = METHODS[method].inference_config(config)
     state = payload["model"]
     class_names = payload.get("class_names")
     if num_classes is None:
         num_classes = len(class_names) if class_names else _num_classes_from_state(state)
     model = METHODS[method].build(config, num_classes, class_names)
+    load_model_state(model, state, path)
+    return model.eval()
+
+
+def load_model_state(model, state: dict, path: str | Path = "checkpoint") -> None:
+    """Load weights strictly, except keys under the model's `training_only_prefixes` (a frozen
+    teacher): model files leave them out, so they may be missing (or absent from the model)."""
+    skip = tuple(getattr(model, "training_only_prefixes", ()))
     missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (skip and k.startswith(skip))]
+    unexpected = [k for k in unexpected if not (skip and k.startswith(skip))]
     if missing or unexpected:
         raise CheckpointError(
             f"{path}: weights do not fit the recorded model: missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
-    return model.eval()
 
 
 def _num_classes_from_state(state: dict) -> int:

@@ -23,6 +23,16 @@ def read_classes(data: DataConfig) -> list[str] | None:
     return video_data.read_class_names(data.class_names) if data.class_names else None
 
 
+def read_class_texts(data: DataConfig) -> list[str] | None:
+    """Class entries with their descriptions ("Name: description", FROSTER's JSON) for methods
+    that classify with descriptions; a class without one is its bare name."""
+    if not data.class_names:
+        return None
+    names = video_data.read_class_names(data.class_names)
+    descriptions = video_data.read_class_descriptions(data.class_names)
+    return [name if text == name else f"{name}: {text}" for name, text in zip(names, descriptions)]
+
+
 def _num_classes(data: DataConfig, class_names) -> int | None:
     return data.num_classes or (len(class_names) if class_names else None)
 

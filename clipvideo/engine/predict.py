@@ -77,6 +77,14 @@ def apply_overrides(data: DataConfig, test: TestConfig, overrides: list[str] | N
     test = from_dict(TestConfig, merge(dataclasses.asdict(test), values.get("test", {})), "--set test")
     return data, test
 
+def class_texts(classes, model) -> list[str] | None:
+    """A class file's "Name: description" entries for models that classify with descriptions (FROSTER)."""
+    if getattr(model, "uses_descriptions", False) and isinstance(classes, (str, Path)) and Path(classes).is_file():
+        from .data import read_class_texts
+
+        return read_class_texts(DataConfig(class_names=str(classes)))
+    return None
+
 
 def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", precision="auto",
                    num_frames: int = 8, heads: int | None = None, text_heads: int | None = None,
@@ -100,7 +108,7 @@ def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", p
                     f"{checkpoint}: a {payload['method']} model classifies with a trained head and cannot take "
                     "--classes; use a text-based model (frozen, xclip, text4vis, froster) for zero-shot"
                 )
-            model.set_class_names(names)
+            model.set_class_names(class_texts(classes, model) or names)
         names = list(model.class_names or [])
         if not names:
             raise CheckpointError(f"{checkpoint}: the checkpoint has no class names; pass --classes")

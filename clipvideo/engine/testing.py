@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, build_config, merge, parse_overrides
-from .data import build_eval_dataset, read_classes
+from .data import build_eval_dataset, read_class_texts, read_classes
 from .distributed import barrier, init_distributed, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import resolve_precision
@@ -47,7 +47,8 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
     class_names = read_classes(config.data)
     if class_names is not None:
         if getattr(model, "uses_text", False):
-            model.set_class_names(class_names)  # zero-shot on this list's classes
+            texts = read_class_texts(config.data) if getattr(model, "uses_descriptions", False) else class_names
+            model.set_class_names(texts)  # zero-shot on this list's classes
         elif model.class_names and len(model.class_names) != len(class_names):
             raise ConfigError(
                 f"data.class_names has {len(class_names)} classes but the checkpoint's linear head has "

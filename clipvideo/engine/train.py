@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..methods import METHODS
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
-from .data import build_eval_dataset, build_train_dataset, mix_collate, read_classes
+from .data import build_eval_dataset, build_train_dataset, mix_collate, read_class_texts, read_classes
 from .distributed import all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import autocast, resolve_precision
@@ -32,6 +32,8 @@ log = logging.getLogger("clipvideo")
 
 def build_model(config: Config, num_classes: int, class_names: list[str] | None):
     model_config = method_config(config.method, config.model, "model")
+    if class_names and getattr(METHODS[config.method], "USES_DESCRIPTIONS", False):
+        class_names = read_class_texts(config.data) or class_names  # "Name: description" entries (FROSTER)
     return METHODS[config.method].build(model_config, num_classes, class_names)
 
 
@@ -373,7 +375,7 @@ def fit(config: Config, resume: str | None = None) -> dict:
     resume_path = ckpt.find_latest(run_dir) if resume == "auto" else (Path(resume) if resume else None)
     if resume_path:
         payload = ckpt.read_checkpoint(resume_path)
-        model.load_state_dict(payload["model"])
+        ckpt.load_model_state(model, payload["model"], resume_path)  # a teacher is rebuilt, not read
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         if scaler and payload.get("scaler"):
@@ -424,6 +426,8 @@ def fit(config: Config, resume: str | None = None) -> dict:
             "metrics": {**(metrics or {}), "best_top1": state["best_top1"]},
         }
         ckpt.atomic_save(payload, run_dir / "checkpoint_last.pt")
+        if train_cfg.keep_epoch_checkpoints and not mid_epoch:  # for `clipvideo average`
+            ckpt.atomic_save(payload, run_dir / f"checkpoint_epoch{state['epoch']:03d}.pt")
 
     state["save"] = save
     log.info("method %s, %d classes, %d training clips, %d steps/epoch x %d epochs (%d steps), %d process(es)",

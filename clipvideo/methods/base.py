@@ -18,6 +18,9 @@ Optional hooks (the engine uses them when present):
   input size, ...), stored in every native model file so predict/test use them. A trained model's
   file records its run's `data:` instead; without either, frames and input size are read off the model.
 - `test_settings()`: the TestConfig fields of the official views (num_clips, num_crops), stored likewise.
+- Module-level `inference_config(config) -> config` (optional): the config a model is rebuilt
+  with from a model file (FROSTER: no teacher); `USES_DESCRIPTIONS = True` makes the engine pass
+  "Name: description" class entries (FROSTER's JSON) instead of bare names.
 """
 
 from dataclasses import dataclass, replace

@@ -13,6 +13,7 @@ IMPORTERS: dict[str, str] = {
     "hf-xclip": "clipvideo.official.xclip:load_official_hf_xclip",
     "aim": "clipvideo.official.aim:load_official_aim",
     "text4vis": "clipvideo.official.text4vis:load_official_text4vis",
+    "froster": "clipvideo.official.froster:load_official_froster",
 }
 
 

@@ -1,0 +1,69 @@
+"""Fixtures of the FROSTER tests: the official-code tensors and official-format files built from them."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "froster"
+
+
+def _full_table(fixture, key: str, dtype) -> torch.Tensor:
+    rows = fixture[key]
+    table = torch.zeros(49408, rows.shape[1], dtype=dtype)
+    table[fixture["token_embedding_rows"]] = rows
+    return table
+
+
+@pytest.fixture(scope="session")
+def fixture() -> dict[str, torch.Tensor]:
+    return torch.load(FIXTURES / "froster_tiny.pt", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def class_texts(fixture) -> list[str]:
+    mapping = json.loads("".join(chr(c) for c in fixture["classes"].tolist()))
+    return [mapping[str(i)] for i in range(len(mapping))]
+
+
+@pytest.fixture(scope="session")
+def official_state(fixture) -> dict[str, torch.Tensor]:
+    """The trained official model's `model_state` without teacher (student `model.*` + projectors)."""
+    sd = {}
+    for key, value in fixture.items():
+        if key == "official.model.token_embedding.weight@rows":
+            sd["model.token_embedding.weight"] = _full_table(fixture, key, value.dtype)
+        elif key.startswith("official."):
+            sd[key.removeprefix("official.")] = value
+    return sd
+
+
+@pytest.fixture(scope="session")
+def original_state(fixture) -> dict[str, torch.Tensor]:
+    """The original CLIP (fp16, OpenAI names) the teacher and weight patching use."""
+    sd = {}
+    for key, value in fixture.items():
+        if key == "original.token_embedding.weight@rows":
+            sd["token_embedding.weight"] = _full_table(fixture, key, value.dtype)
+        elif key.startswith("original."):
+            sd[key.removeprefix("original.")] = value
+    return sd
+
+
+@pytest.fixture(scope="session")
+def official_files(official_state, original_state, tmp_path_factory) -> dict[str, Path]:
+    """Files laid out like the official ones: the averaged release `{'model_state': ...}`, an epoch
+    checkpoint (teacher `raw_model.*`, optimiser, yaml cfg, scaler) and an OpenAI-style original."""
+    folder = tmp_path_factory.mktemp("froster_official")
+    files = {"averaged": folder / "swa_2_12.pth", "epoch": folder / "checkpoint_epoch_00012.pyth",
+             "original": folder / "ViT-tiny.pt"}
+    torch.save({"model_state": official_state}, files["averaged"])
+    teacher = {f"raw_model.{k}": v.float() for k, v in original_state.items()}
+    cfg = "DATA:\n  NUM_FRAMES: 4\n  SAMPLING_RATE: 16\nMODEL:\n  ARCH: vitb16\n"
+    torch.save({"epoch": 12, "model_state": {**official_state, **teacher},
+                "optimizer_state": {"state": {}, "param_groups": []}, "cfg": cfg, "scaler_state": None},
+               files["epoch"])
+    extras = {"input_resolution": torch.tensor(32), "context_length": torch.tensor(77), "vocab_size": torch.tensor(49408)}
+    torch.save({**original_state, **extras}, files["original"])
+    return files
