@@ -25,7 +25,6 @@ The official code measured 0.65 clips/s fp32 and 2.02 bf16 on a 2-core CPU (B/16
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -37,35 +36,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipvideo.clip import get_architecture  # noqa: E402
-from clipvideo.engine.machine import load_average, load_report  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report, peak_kib, reset_peak, resident_kib  # noqa: E402
 from clipvideo.methods import aim, evl  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
 
 TRAIN_ROWS = {"aim": "AIM: adapters in a frozen CLIP", "finetune": "full fine-tuning (same network, all trained)",
               "evl": "EVL: frozen CLIP + 4-layer decoder"}
 NUM_CLASSES = 400
-
-
-def resident_kib() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
-def reset_peak() -> bool:
-    """Start a new peak-RSS window; False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_kib(resettable: bool) -> int:
-    if resettable:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux; never resets
 
 
 def backbone(args) -> BackboneConfig:

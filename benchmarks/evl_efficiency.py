@@ -25,7 +25,6 @@ Weights are random: speed and memory do not depend on their values, and nothing 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -35,33 +34,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clipvideo.engine.machine import load_average, load_report  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report, peak_kib, reset_peak, resident_kib  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
 from clipvideo.methods.evl import Config, build  # noqa: E402
 
 ROWS = {"frozen": "EVL: frozen backbone + decoder", "finetune": "fine-tune backbone + same decoder"}
-
-
-def resident_kib() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
-def reset_peak() -> bool:
-    """Start a new peak-RSS window; False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_kib(resettable: bool) -> int:
-    if resettable:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux; never resets
 
 
 def measure(row: str, args) -> dict:

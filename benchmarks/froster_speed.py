@@ -18,7 +18,6 @@ Wall-clock and CPU time (all threads) per call/step: medians over `--repeats` af
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
 from clipvideo.methods.froster import Config, build  # noqa: E402
 
@@ -173,14 +173,9 @@ def training(args, options: list[str]) -> list[dict]:
         return list(pool.map(run, filter(None, args.train_classes.split(","))))
 
 
-def report(args, infer: dict, train: list[dict]) -> str:
-    load = os.getloadavg()
-    threads = torch.get_num_threads()
+def report(args, infer: dict, train: list[dict], load_at_start=None) -> str:
     lines = [f"FROSTER {args.arch}, {args.frames} frames x batch {args.batch}, {args.precision}, {args.device}",
-             f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, torch threads {threads}"]
-    if load[0] > threads:
-        lines.append(f"WARNING: load average {load[0]:.1f} exceeds the {threads} threads: other processes compete; "
-                     "compare rows of this run only (ratios), or rerun on a quiet machine")
+             load_report(torch.get_num_threads(), load_at_start)]
     lines += ["", f"Inference, {args.classes} classes (29 prompt sets each):", "",
               "| classifier | s/call (wall) | s/call (CPU) | clips/s |", "| --- | --- | --- | --- |"]
     for name, (wall, cpu) in infer.items():
@@ -208,6 +203,7 @@ def main(argv=None) -> None:
     if args.train_one:
         print(json.dumps(train_one(args, args.train_one)))
         return
+    load_at_start = load_average()
     if args.concurrent:
         import threading
 
@@ -218,7 +214,7 @@ def main(argv=None) -> None:
         worker.join()
     else:
         infer, train = inference(args), training(args, argv)
-    print(report(args, infer, train))
+    print(report(args, infer, train, load_at_start))
 
 
 if __name__ == "__main__":

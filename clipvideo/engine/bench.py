@@ -7,7 +7,7 @@
   clips/s and peak memory.
 - train: a few training steps (forward, backward, optimiser): seconds per step, clips/s, peak memory.
 
-Peak memory is CUDA's max allocated on a GPU and the growth of the process's resident set on CPU.
+Peak memory is CUDA's max allocated on a GPU and the growth of the process's peak resident set on CPU.
 The numbers print as a table, or JSON with ``--json``; load average and threads are reported
 beside them, since other processes on the same cores slow every row.
 """
@@ -15,28 +15,19 @@ beside them, since other processes on the same cores slow every row.
 from __future__ import annotations
 
 import os
-import resource
 import time
 
 import torch
 
 from .config import Config
 from .data import build_train_dataset, read_classes
-from .machine import load_average, load_report
+from .machine import load_average, load_report, peak_kib, reset_peak, resident_kib
 from .precision import autocast, resolve_precision
 
 
-def _rss_mib() -> float:
-    """Current resident set size of this process, MiB (Linux /proc; ru_maxrss elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 class PeakMemory:
-    """Peak memory while the block runs: CUDA max allocated, or sampled RSS growth on CPU."""
+    """Peak memory while the block runs, MiB: CUDA's max allocated, or the growth of the resident set
+    on CPU (the kernel's peak, reset at the start where /proc allows it)."""
 
     def __init__(self, device: torch.device):
         self.device, self.peak_mib = device, 0.0
@@ -44,19 +35,15 @@ class PeakMemory:
     def __enter__(self):
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        self.start = _rss_mib()
-        self.peak_mib = 0.0
+        else:
+            self.before_kib, self.resettable = resident_kib(), reset_peak()
         return self
-
-    def sample(self) -> None:
-        if self.device.type != "cuda":
-            self.peak_mib = max(self.peak_mib, _rss_mib() - self.start)
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
             self.peak_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
         else:
-            self.sample()
+            self.peak_mib = max(0, peak_kib(self.resettable) - self.before_kib) / 1024
         return False
 
 
@@ -119,7 +106,6 @@ def bench_model(config: Config, device: torch.device, batch_size: int = 1, repea
                 start = time.perf_counter()
                 for _ in range(repeats):
                     model(video)
-                    memory.sample()
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 seconds = (time.perf_counter() - start) / repeats
@@ -151,7 +137,6 @@ def bench_train(config: Config, device: torch.device, steps: int = 3) -> list[di
         start = time.perf_counter()
         for _ in range(steps):
             step()
-            memory.sample()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = (time.perf_counter() - start) / steps

@@ -6,6 +6,7 @@ Timings taken while other processes compete for the cores are not comparable wit
 """
 
 import os
+import resource
 
 import torch
 
@@ -33,3 +34,30 @@ def load_report(threads: int | None = None, before: tuple[float, float, float] |
         line += (f"\nWARNING: the load average ({worst:.2f}) exceeds the {threads} threads used: other processes "
                  "competed for the cores, so these timings are slower than on a quiet machine")
     return line
+
+
+# Peak memory of this process on Linux: VmHWM after resetting it through /proc/self/clear_refs.
+
+
+def resident_kib() -> int:
+    """Resident set size now, KiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def reset_peak() -> bool:
+    """Start a new peak-RSS window; False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_kib(resettable: bool) -> int:
+    """Peak resident set size since `reset_peak()` (or since the start, where it could not reset), KiB."""
+    if resettable:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux; never resets
