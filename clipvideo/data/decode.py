@@ -176,6 +176,12 @@ class KeyframeIndexCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def forget(self, source: VideoSource) -> None:
+        """Drop the entry of a file about to be deleted (a long-running server's uploads)."""
+        key = self.key_for(source)
+        if key is not None:
+            self._entries.pop(key, None)
+
     def _file(self, key: str) -> str:
         return os.path.join(self.directory, hashlib.sha1(key.encode()).hexdigest() + ".json")
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from ..data.decode import DEFAULT_INDEX_CACHE
+
 FIELD_LIMIT = 64 * 1024  # bytes of one text field (class names)
 MAX_PARTS = 16
 FORM_ALLOWANCE = 1024 * 1024  # headers and text fields on top of the file itself
@@ -38,6 +40,7 @@ class Upload:
 
     def remove(self) -> None:
         if self.path and os.path.exists(self.path):
+            DEFAULT_INDEX_CACHE.forget(self.path)  # the keyframe index predict cached for it
             os.unlink(self.path)
         self.path = None
 

@@ -96,7 +96,10 @@ def test_class_names_are_encoded_again_only_when_they_change(tiny_clip_file, vid
 def test_fixed_head_checkpoint_keeps_its_classes(head_checkpoint, video_file):
     from fastapi.testclient import TestClient
 
+    from clipvideo.data.decode import DEFAULT_INDEX_CACHE
+
     app = build_app(checkpoint=str(head_checkpoint), precision="fp32", settings=ServeSettings(samples=False))
+    cached_before = len(DEFAULT_INDEX_CACHE._entries)
     with TestClient(app) as client:
         model = client.get("/api/model").json()
         assert model["method"] == "frozen" and model["text_based"] is False
@@ -107,6 +110,8 @@ def test_fixed_head_checkpoint_keeps_its_classes(head_checkpoint, video_file):
         assert result["views"] == "4 frames x 2 clips x 1 crop" and len(result["clips"]) == 2
         assert [f["index"] for f in result["frames"]] == sorted({i for clip in result["clips"] for i in clip})
         assert sorted(t["label"] for t in result["top"]) == sorted(CLASSES)
+        # The upload's keyframe index left the process-wide cache with the file (a server runs for days).
+        assert len(DEFAULT_INDEX_CACHE._entries) == cached_before
         with open(video_file, "rb") as f:
             refused = client.post("/api/predict", files={"video": ("v.mp4", f)}, data={"classes": "cat,dog"})
         assert refused.status_code == 400
