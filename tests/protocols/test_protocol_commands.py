@@ -31,16 +31,6 @@ def videos(tmp_path_factory):
                                num_frames=8, size=(64, 64), fps=8, seed=2, classes=CLASSES)
 
 
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
-    from clipvideo.clip import create_clip
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("clip") / "tiny.pt"
-    torch.save(create_clip("tiny").state_dict(), path)
-    return path
-
-
 def recipe(tmp_path, videos, **data):
     """Frozen CLIP zero-shot (frame mean, cosine with class-name text): 4 frames, 64 px, one view."""
     values = {
@@ -72,10 +62,10 @@ def run_json(capsys, *args):
     return json.loads(capsys.readouterr().out)
 
 
-def model_flags(kind, tmp_path, tiny_clip):
+def model_flags(kind, tmp_path, tiny_clip_file):
     """Frozen CLIP from the recipe with --backbone, or a tiny X-CLIP saved as a native checkpoint."""
     if kind == "frozen":
-        return ["--backbone", tiny_clip]
+        return ["--backbone", tiny_clip_file]
     from clipvideo.engine.checkpoint import save_model
     from clipvideo.methods import xclip
     from clipvideo.methods.base import BackboneConfig
@@ -87,9 +77,9 @@ def model_flags(kind, tmp_path, tiny_clip):
 
 
 @pytest.mark.parametrize("kind", ["frozen", "xclip"])
-def test_zeroshot_full_and_half_classes(tmp_path, videos, tiny_clip, capsys, kind):
+def test_zeroshot_full_and_half_classes(tmp_path, videos, tiny_clip_file, capsys, kind):
     config = recipe(tmp_path, videos)
-    model = model_flags(kind, tmp_path, tiny_clip)
+    model = model_flags(kind, tmp_path, tiny_clip_file)
     report = run_json(capsys, "zeroshot", config, *model, "--dataset", "custom",
                       "--classes", videos.class_names_file, "--list", videos.val_list, "--json")
     full, half = report["full"], report["half_classes"]
@@ -109,7 +99,7 @@ def test_zeroshot_full_and_half_classes(tmp_path, videos, tiny_clip, capsys, kin
         assert again["full"]["top1"] == pytest.approx(half["draws"][draw]["top1"])
 
 
-def test_zeroshot_split_protocol_is_mean_and_population_std_over_splits(tmp_path, videos, tiny_clip, monkeypatch, capsys):
+def test_zeroshot_split_protocol_is_mean_and_population_std_over_splits(tmp_path, videos, tiny_clip_file, monkeypatch, capsys):
     # Three "official splits" of the synthetic data: all classes, then two 3-class subsets.
     halves = [subset_list(videos, tmp_path, labels, f"split{i}") for i, labels in enumerate(([0, 1, 2], [3, 4, 5]), 2)]
     splits = [protocols.Split("test split 1", Path(videos.val_list), Path(videos.class_names_file))]
@@ -117,10 +107,10 @@ def test_zeroshot_split_protocol_is_mean_and_population_std_over_splits(tmp_path
     fake = protocols.ZeroShotDataset("ucf101", Path(videos.class_names_file), splits, "3 synthetic splits")
     monkeypatch.setattr(protocols, "zero_shot_dataset", lambda name: fake)
     # data.val_list is not the full list of a dataset with shipped splits (it often holds one split)
-    without = run_json(capsys, "zeroshot", recipe(tmp_path, videos, val_list=videos.val_list), "--backbone", tiny_clip,
+    without = run_json(capsys, "zeroshot", recipe(tmp_path, videos, val_list=videos.val_list), "--backbone", tiny_clip_file,
                        "--dataset", "ucf101", "--json")
     assert "full" not in without and "half_classes" not in without
-    report = run_json(capsys, "zeroshot", recipe(tmp_path, videos), "--backbone", tiny_clip, "--dataset", "ucf101",
+    report = run_json(capsys, "zeroshot", recipe(tmp_path, videos), "--backbone", tiny_clip_file, "--dataset", "ucf101",
                       "--list", videos.val_list, "--json")
     assert report["splits"] == without["splits"]
     rows = report["splits"]["splits"]
@@ -133,14 +123,14 @@ def test_zeroshot_split_protocol_is_mean_and_population_std_over_splits(tmp_path
     assert "3 synthetic splits: top-1 " in table and "half classes (10 draws of 3 classes)" in table
 
 
-def test_b2n_reports_base_novel_and_hm_per_checkpoint(tmp_path, videos, tiny_clip, capsys):
+def test_b2n_reports_base_novel_and_hm_per_checkpoint(tmp_path, videos, tiny_clip_file, capsys):
     from clipvideo.engine.checkpoint import save_model
     from clipvideo.engine.protocols import load_text_model
 
     config = recipe(tmp_path, videos)
     base_list, base_classes = subset_list(videos, tmp_path, [0, 2, 4], "base")
     novel_list, novel_classes = subset_list(videos, tmp_path, [1, 3, 5], "novel")
-    model = load_text_model(build_config(yaml.safe_load(config.read_text())), backbone=str(tiny_clip))
+    model = load_text_model(build_config(yaml.safe_load(config.read_text())), backbone=str(tiny_clip_file))
     checkpoints = []
     for name in ("s1.pt", "s2.pt"):
         save_model(model, tmp_path / name)
@@ -251,7 +241,7 @@ def test_multi_label_training_with_bce_reports_map(tmp_path, videos, capsys):
     (["fewshot-lists", "{val}", "--shots", "4", "--out", "{tmp}/l"], "class 0 has 3 videos in the list, fewer than --shots 4"),
     (["fewshot-lists", "{tmp}/none.txt", "--shots", "2", "--out", "{tmp}/l"], "none.txt: annotation file not found"),
 ])
-def test_bad_input_is_one_line(tmp_path, videos, tiny_clip, capsys, args, message):
+def test_bad_input_is_one_line(tmp_path, videos, tiny_clip_file, capsys, args, message):
     (tmp_path / "three.csv").write_text("id,name\n0,moving left\n1,moving right\n2,moving up\n")
     from clipvideo.engine.checkpoint import save_model
     from clipvideo.methods import frozen
@@ -261,7 +251,7 @@ def test_bad_input_is_one_line(tmp_path, videos, tiny_clip, capsys, args, messag
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "bad.mp4").write_bytes(b"not a video")
     (tmp_path / "bad.txt").write_text("bad.mp4 0\n")
-    values = {"recipe": recipe(tmp_path, videos, root=str(tmp_path / "videos")), "clip": tiny_clip,
+    values = {"recipe": recipe(tmp_path, videos, root=str(tmp_path / "videos")), "clip": tiny_clip_file,
               "val": videos.val_list, "classes": videos.class_names_file, "tmp": tmp_path}
     assert main([a.format(**values) for a in args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
