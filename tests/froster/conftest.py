@@ -27,28 +27,30 @@ def class_texts(fixture) -> list[str]:
     return [mapping[str(i)] for i in range(len(mapping))]
 
 
+def _state(fixture, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors stored under `prefix`, names without it; `NAME@rows` (only the token-embedding
+    rows the fixture uses, to keep it small) comes back as the full table NAME."""
+    sd = {}
+    for key, value in fixture.items():
+        if key.startswith(prefix):
+            name = key.removeprefix(prefix)
+            if name.endswith("@rows"):
+                sd[name.removesuffix("@rows")] = _full_table(fixture, key, value.dtype)
+            else:
+                sd[name] = value
+    return sd
+
+
 @pytest.fixture(scope="session")
 def official_state(fixture) -> dict[str, torch.Tensor]:
     """The trained official model's `model_state` without teacher (student `model.*` + projectors)."""
-    sd = {}
-    for key, value in fixture.items():
-        if key == "official.model.token_embedding.weight@rows":
-            sd["model.token_embedding.weight"] = _full_table(fixture, key, value.dtype)
-        elif key.startswith("official."):
-            sd[key.removeprefix("official.")] = value
-    return sd
+    return _state(fixture, "official.")
 
 
 @pytest.fixture(scope="session")
 def original_state(fixture) -> dict[str, torch.Tensor]:
     """The original CLIP (fp16, OpenAI names) the teacher and weight patching use."""
-    sd = {}
-    for key, value in fixture.items():
-        if key == "original.token_embedding.weight@rows":
-            sd["token_embedding.weight"] = _full_table(fixture, key, value.dtype)
-        elif key.startswith("original."):
-            sd[key.removeprefix("original.")] = value
-    return sd
+    return _state(fixture, "original.")
 
 
 @pytest.fixture(scope="session")
