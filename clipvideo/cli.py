@@ -366,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("serve", help="a local web page and JSON API for predictions (needs clipvideo[serve])")
     p.add_argument("--checkpoint", help="native clipvideo checkpoint")
     p.add_argument("--backbone", help="CLIP weights for zero-shot prediction with --classes")
@@ -379,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("models", help="the model zoo: released checkpoints by name, and which are cached")
     p.add_argument("--method", help="evl | xclip | hf-xclip | text4vis | froster | aim | clip")
     p.add_argument("--dataset", help="k400 | k600 | hmdb51 | ucf101 | ...")
