@@ -396,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")
     p.add_argument("--check", action="store_true", help="run the export against PyTorch on a generated clip")
     p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("zeroshot", help="zero-shot protocols: full classes, half classes, official splits (docs/protocols.md)")
     add_config(p)
     p.add_argument("--checkpoint", help="native checkpoint of a text-based model (or --backbone for frozen CLIP)")
@@ -435,12 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", help="full training list to draw from (default: data.train_list)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_fewshot)
+
     p = sub.add_parser("text4vis-lda", help="Text4Vis LDA classifier from frozen-CLIP features of the training list")
     add_config(p)
     p.add_argument("--out", help="output file (default: <output_dir>/lda_classifier.pt)")
     p.add_argument("--per-class", type=int, default=60, help="videos per class (paper: 60 for Kinetics-400)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_text4vis_lda)
+
     p = sub.add_parser("average", help="uniform weight average of a run's epoch checkpoints (FROSTER's release)")
     p.add_argument("run", help="run directory trained with train.keep_epoch_checkpoints=true")
     p.add_argument("--epochs", required=True, help="A-B: average checkpoint_epoch{A..B}.pt (FROSTER: 2-last)")
