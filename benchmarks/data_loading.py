@@ -9,9 +9,10 @@ every 250 frames or at scene cuts), then times, for 8x16 dense and 8-segment (TS
         epoch after the first with persistent workers, or with index_cache_dir)
       - "index per clip": the index is rebuilt for every clip (cold cache, worst case)
   (c) decord and torchcodec, where installed
-  (d) the prepared store of `clipvideo prepare` (short-GOP, fastdecode H.264 at the same size), read
-      by (b); one row per ``--stores GOP:CRF`` setting, with its disk size against the source videos
-      and its codec error (mean absolute difference to the source frames, in 0-255 levels)
+  (d) the prepared store of `clipvideo prepare` (B-frame GOPs with packet tables, fastdecode H.264
+      at the same size), read by the "store" backend; one row per ``--stores GOP:CRF`` setting, with
+      its disk size (videos + packet tables) against the source videos and its codec error (mean
+      absolute difference to the source frames, in 0-255 levels)
 
 Each clip = open the video, pick indices from its frame count, decode, RandomResizedCrop to 224 +
 flip + normalise, in one process with one decode thread and one torch thread (what a DataLoader
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -65,6 +67,7 @@ def make_stores(paths: list[str], directory: str, settings: list[tuple[int, int]
     stores = {}
     for gop, crf in settings:
         out = os.path.join(directory, f"store_g{gop}_crf{crf}")
+        shutil.rmtree(out, ignore_errors=True)  # always this version's store, prepared in this run
         height = min(decode_frames(paths[0], [0]).shape[1:3])
         prepare_store(list_file, out, root=directory, settings=StoreSettings(short_side=height, gop=gop, crf=crf),
                       progress=False)
@@ -72,17 +75,19 @@ def make_stores(paths: list[str], directory: str, settings: list[tuple[int, int]
         errors = []
         for original, copy in zip(paths[:2], stored[:2]):
             frames = list(range(0, video_num_frames(original), 7))
-            errors.append((decode_frames(original, frames).float() - decode_frames(copy, frames).float()).abs().mean())
-        stores[f"store g{gop} crf{crf}"] = {"paths": stored, "disk_ratio": sum(map(os.path.getsize, stored)) / source_bytes,
+            stored_frames = decode_frames(copy, frames, backend="store").float()
+            errors.append((decode_frames(original, frames).float() - stored_frames).abs().mean())
+        stored_bytes = sum(os.path.getsize(p) + os.path.getsize(p + ".packets") for p in stored)
+        stores[f"store g{gop} crf{crf}"] = {"paths": stored, "disk_ratio": stored_bytes / source_bytes,
                                              "error": float(sum(errors) / len(errors))}
     return stores
 
 
 def run(method: str, jobs: list[tuple[str, torch.Tensor]], sampler: FrameSampler, transform) -> tuple[float, float]:
     """Time one pass over ``jobs`` (path, seed); returns (wall seconds, CPU seconds)."""
-    backend = "pyav" if method.startswith(("ours", "store")) else method
+    backend = "pyav" if method.startswith("ours") else "store" if method.startswith("store") else method
     cache = KeyframeIndexCache()
-    if method == "ours, index cached" or method.startswith("store"):
+    if method == "ours, index cached":
         for path, _ in jobs:
             cache.get(path)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -110,8 +115,8 @@ def main() -> None:
     parser.add_argument("--video-dir", default=os.path.join(tempfile.gettempdir(), "clipvideo_bench_videos"),
                         help="where videos are written (reused between runs)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of the methods")
-    parser.add_argument("--stores", default="4:26,2:28,8:23",
-                        help="prepared-store settings GOP:CRF to compare (default: clipvideo prepare's 4:26 first)")
+    parser.add_argument("--stores", default="16:26,8:26,32:26,16:23",
+                        help="prepared-store settings GOP:CRF to compare (default: clipvideo prepare's 16:26 first)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)  # as in a DataLoader worker

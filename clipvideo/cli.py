@@ -131,7 +131,9 @@ def cmd_prepare(args) -> int:
         k, _, n = (args.shard or "0/1").partition("/")
         if not (k.isdigit() and n.isdigit()):
             raise StoreError(f"--shard {args.shard!r}: expected K/N, e.g. 0/4")
-        settings = StoreSettings(short_side=args.short_side, gop=args.gop, crf=args.crf)
+        if args.gop < 1 or args.short_side < 2:
+            raise StoreError(f"--gop {args.gop} / --short-side {args.short_side}: expected --gop >= 1 and --short-side >= 2")
+        settings = StoreSettings(short_side=args.short_side, gop=args.gop, crf=args.crf, preset=args.preset)
         summary = prepare_store(args.list, args.out, root=args.root, settings=settings, workers=args.workers,
                                 shard=(int(k), int(n)), separator=args.separator)
     except (StoreError, ValueError) as error:
@@ -347,8 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="", help="folder the listed paths are relative to")
     p.add_argument("--out", help="store folder (created; rerun the same command to resume)")
     p.add_argument("--short-side", type=int, default=256, help="resize the short side to this (default 256)")
-    p.add_argument("--gop", type=int, default=4, help="a keyframe every N frames (default 4)")
+    p.add_argument("--gop", type=int, default=16,
+                   help="a keyframe every N frames (default 16: any frame is at most 3 packet decodes)")
     p.add_argument("--crf", type=int, default=26, help="x264 quality, lower is larger (default 26)")
+    p.add_argument("--preset", default="medium",
+                   help="x264 preset: encoding time vs size, not decoding speed (default medium)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local processes (default: all cores)")
     p.add_argument("--shard", help="K/N: this machine prepares list lines i with i %% N == K")
     p.add_argument("--separator", help="list column separator (default whitespace)")

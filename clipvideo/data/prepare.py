@@ -1,23 +1,28 @@
 """`clipvideo prepare`: turn a list of videos into a store that a few cores can feed an accelerator from.
 
 What the store is (chosen by measurement, see ``benchmarks/data_loading.py`` and docs/data.md):
-every listed video re-encoded once as H.264 with a short, fixed GOP (a keyframe every ``gop``
-frames), no B-frames and x264's ``fastdecode`` tuning, resized to a short side of 256. Any frame
-is then at most ``gop - 1`` decodes away from a keyframe, so random-access sampling (dense or
-TSN) decodes a few frames per wanted frame instead of up to 250, and decoding itself is cheaper.
-Every decoded frame is kept, in order, so frame ``i`` of the store is frame ``i`` of the source
-and frame-index based protocols are unchanged.
+every listed video re-encoded once as H.264, resized to a short side of 256, in closed GOPs of
+``gop`` frames (default 16): an intra frame, then B-frames that nothing references, anchored by
+P-frames. Beside each video a packet table (``<video>.packets``, :mod:`clipvideo.data.packets`)
+records each packet's byte range, flags and CRC, so the loader reads any frame with at most three
+packet decodes (keyframe, anchor, the frame itself) and no demuxing or seeking, while the cheap
+B-frames keep the store small (1.5x the source on the benchmark videos). x264's ``fastdecode``
+tuning (CAVLC, no deblocking) halves decoding time, and the keyframes are coded at the quality of
+the P-frames (``ipratio`` 1.0) because every clip decodes one keyframe per sampled frame. Every
+decoded frame is kept, in order, so frame ``i`` of the store is frame ``i`` of the source and
+frame-index based protocols are unchanged.
 
     STORE/store.json              settings and provenance ("format": "clipvideo-store")
     STORE/videos/<listed path>    the re-encoded video, under the path the list gives
-    STORE/index/                  keyframe indexes (the loader's KeyframeIndexCache directory)
+    STORE/videos/<listed path>.packets   its packet table
     STORE/parts/part-K-of-N.jsonl one JSON line per finished video of shard K (resume + merge)
     STORE/manifest.jsonl          all parts merged, in list order; STORE/report.json; failures.txt
 
 The same list files read the store: set ``data.store: STORE`` in a recipe (``data.root`` is then
-the store's ``videos/`` folder). A video that cannot be decoded is listed in the report and in
-``failures.txt``, never silently dropped; the loader treats it (or a store file damaged later) as
-any bad video: counted, reported, replaced in training and scored wrong in evaluation.
+the store's ``videos/`` folder and the ``store`` backend decodes). A video that cannot be decoded
+is listed in the report and in ``failures.txt``, never silently dropped; the loader treats it (or
+a store file damaged later: its size or a packet CRC no longer matches) as any bad video:
+counted, reported, replaced in training and scored wrong in evaluation.
 
 Work is resumable (finished videos are recorded as they complete and skipped on a rerun), runs
 over ``workers`` local processes, and shards across machines with ``shard=(k, n)`` (video ``i`` of
@@ -27,9 +32,11 @@ run would have written.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from multiprocessing import get_context
@@ -39,10 +46,12 @@ from typing import Callable
 import av
 
 from .annotations import read_video_list
-from .decode import KeyframeIndexCache, VideoDecodeError
+from .decode import VideoDecodeError
+from .packets import write_packet_table
 
 STORE_FORMAT = "clipvideo-store"
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: B-frame GOPs with packet tables; 1 (short all-P GOPs) is no longer read
+MAX_BFRAMES = 15  # B-frames per run between anchors (x264 allows 16)
 
 
 class StoreError(ValueError):
@@ -52,10 +61,19 @@ class StoreError(ValueError):
 @dataclass
 class StoreSettings:
     short_side: int = 256  # resize so the shorter side is this many pixels (aspect kept, even sizes)
-    gop: int = 4  # a keyframe every `gop` frames: the random-access cost
+    gop: int = 16  # a keyframe every `gop` frames; a frame needs its keyframe, the anchors before it and itself
     crf: int = 26  # x264 constant rate factor (lower = larger, closer to the source)
-    preset: str = "veryfast"  # x264 speed preset (encoding speed; decoding speed comes from `tune`)
-    tune: str = "fastdecode"  # no CABAC, no deblocking: cheaper decoding
+    preset: str = "medium"  # x264 speed preset: encoding time and size (decoding cost comes from `tune`)
+    tune: str = "fastdecode"  # no CABAC, no deblocking: about half the decoding time
+    ipratio: float = 1.0  # keyframe vs P-frame quality; x264's 1.4 makes the keyframes every clip decodes larger
+
+
+def x264_params(settings: StoreSettings) -> str:
+    """The GOP structure of the store (:mod:`clipvideo.data.packets`): fixed closed GOPs, runs of
+    non-reference B-frames (no pyramid, no adaptive placement), no scene-cut keyframes."""
+    bframes = min(settings.gop - 1, MAX_BFRAMES)
+    return (f"keyint={settings.gop}:min-keyint={settings.gop}:scenecut=0:open-gop=0:bframes={bframes}"
+            f":b-adapt=0:b-pyramid=none:ipratio={settings.ipratio}")
 
 
 @dataclass
@@ -100,6 +118,31 @@ def _decoded_frames(container, stream, source: str):
         raise VideoDecodeError(source, "truncated", f"decoding stopped after {count} frames: {detail}") from None
 
 
+_M_PERTURB = -6  # glibc mallopt parameter
+
+
+@contextmanager
+def _deterministic_heap():
+    """Fill fresh heap blocks with a fixed byte while encoding (glibc's M_PERTURB).
+
+    With B-frames and macroblock-tree rate control, this libx264/FFmpeg build reads heap memory it
+    never wrote: the same video encodes to different bytes depending on what the process encoded
+    before (measured: 4 different outputs in 6 runs), and a fresh process gives yet another. With
+    the heap's leftovers fixed, the output depends only on the input and the settings, so shards
+    and reruns write identical files. Outside glibc this is a no-op (outputs are then still valid,
+    only not byte-reproducible)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(_M_PERTURB, 0x5A)
+    try:
+        yield
+    finally:
+        mallopt(_M_PERTURB, 0)
+
+
 def encode_video(source: str, destination: str, settings: StoreSettings) -> dict:
     """Decode every frame of `source` and write it re-encoded to `destination` (atomically).
 
@@ -121,10 +164,8 @@ def encode_video(source: str, destination: str, settings: StoreSettings) -> dict
         out = av.open(tmp, mode="w", format="mp4")
         try:
             width, height = output_size(stream.codec_context.width, stream.codec_context.height, settings.short_side)
-            options = {
-                "crf": str(settings.crf), "preset": settings.preset, "tune": settings.tune,
-                "g": str(settings.gop), "keyint_min": str(settings.gop), "sc_threshold": "0", "bf": "0",
-            }
+            options = {"crf": str(settings.crf), "preset": settings.preset, "tune": settings.tune,
+                       "x264-params": x264_params(settings)}
             encoder = out.add_stream("libx264", rate=rate, options=options)
             encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
             # One encoder thread: the output is byte-identical however the work is sharded.
@@ -134,6 +175,8 @@ def encode_video(source: str, destination: str, settings: StoreSettings) -> dict
                 # Frames are re-timed 0, 1, 2, ...: the store keeps order and count, not timestamps.
                 resized = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
                 resized.pts, resized.time_base = frames, frame_time_base
+                # The decoder tags frames with the source's I/P/B types, which x264 would obey.
+                resized.pict_type = av.video.frame.PictureType.NONE
                 frames += 1
                 for packet in encoder.encode(resized):
                     out.mux(packet)
@@ -152,14 +195,16 @@ def encode_video(source: str, destination: str, settings: StoreSettings) -> dict
 
 
 def _prepare_one(job: tuple) -> VideoRecordOut:
-    index, listed, source, destination, settings, index_dir = job
+    index, listed, source, destination, settings = job
     record = VideoRecordOut(index=index, path=listed, status="failed")
     try:
         record.bytes_in = os.path.getsize(source)
-        info = encode_video(source, destination, settings)
-        record.bytes_out = os.path.getsize(destination)
-        # Build the keyframe index now, into the directory the loader will read.
-        KeyframeIndexCache(directory=index_dir).get(destination)
+        with _deterministic_heap():
+            info = encode_video(source, destination, settings)
+        table = write_packet_table(destination)
+        if table.num_frames != info["frames"]:
+            raise VideoDecodeError(destination, "truncated", f"{table.num_frames} packets for {info['frames']} frames")
+        record.bytes_out = os.path.getsize(destination) + os.path.getsize(destination + ".packets")
         record.status = "ok"
         for key, value in info.items():
             setattr(record, key, value)
@@ -182,6 +227,9 @@ def open_store(store: str | os.PathLike) -> dict:
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != STORE_FORMAT:
         raise StoreError(f"{meta_path}: not a clipvideo store (format {meta.get('format')!r})")
+    if meta.get("version") != STORE_VERSION:
+        raise StoreError(f"{meta_path}: store version {meta.get('version')}, this clipvideo reads version "
+                         f"{STORE_VERSION}; prepare the videos again into a new folder")
     return meta
 
 
@@ -234,9 +282,8 @@ def prepare_store(
     part_file = out_path / "parts" / f"part-{k}-of-{n}.jsonl"
     part_file.parent.mkdir(exist_ok=True)
     done = {r.index for r in _read_records(part_file)}
-    index_dir = str(out_path / "index")
     jobs = [
-        (i, r.path, os.path.join(root, r.path), str(out_path / "videos" / r.path), settings, index_dir)
+        (i, r.path, os.path.join(root, r.path), str(out_path / "videos" / r.path), settings)
         for i, r in enumerate(records) if i % n == k and i not in done
     ]
     skipped = sum(1 for i in range(len(records)) if i % n == k) - len(jobs)

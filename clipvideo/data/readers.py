@@ -11,6 +11,8 @@ Backends:
 - ``"pyav_all"``: decode and convert every frame, then index (what EVL does); the reference for
   tests and the benchmark's baseline.
 - ``"decord"`` and ``"torchcodec"``: used when installed (``available_backends()``).
+- ``"store"``: videos of a store written by ``clipvideo prepare``, decoded packet by packet
+  through the table beside each file (:mod:`clipvideo.data.packets`); ``data.store`` selects it.
 
 Rawframes folders (one JPEG/PNG per frame) are read with Pillow by :func:`read_rawframes`.
 """
@@ -34,8 +36,9 @@ from .decode import (
     decode_with_keyframe_index,
     source_name,
 )
+from .packets import PacketDecoder, read_packet_table
 
-BACKENDS = ("pyav", "pyav_all", "decord", "torchcodec")
+BACKENDS = ("pyav", "pyav_all", "decord", "torchcodec", "store")
 
 
 def _check_indices(name: str, indices: Sequence[int], num_frames: int) -> list[int]:
@@ -84,6 +87,33 @@ class PyAVReader(VideoReader):
     def get_frames(self, indices):
         indices = _check_indices(self.name, indices, self.num_frames)
         frames = decode_with_keyframe_index(self.source, sorted(set(indices)), self.num_threads, self.index)
+        missing = sorted({i for i in indices if i not in frames})
+        if missing:
+            raise VideoDecodeError(self.name, "truncated", f"frames {missing[:5]} could not be decoded")
+        return torch.from_numpy(np.stack([frames[i] for i in indices]))
+
+
+class StoreReader(VideoReader):
+    """A video of a prepared store, read through the packet table beside it
+    (:mod:`clipvideo.data.packets`): no demuxing, no seeking, at most a few packet decodes per frame."""
+
+    def __init__(self, source, num_threads=1):
+        if isinstance(source, (bytes, bytearray)):
+            raise ValueError("the store backend reads files of a prepared store, not bytes")
+        super().__init__(source, num_threads)
+        self.decoder = PacketDecoder(source, read_packet_table(source))
+
+    @property
+    def num_frames(self) -> int:
+        return self.decoder.table.num_frames
+
+    @property
+    def fps(self) -> float | None:
+        return self.decoder.table.fps or None
+
+    def get_frames(self, indices):
+        indices = _check_indices(self.name, indices, self.num_frames)
+        frames = self.decoder.decode(sorted(set(indices)))
         missing = sorted({i for i in indices if i not in frames})
         if missing:
             raise VideoDecodeError(self.name, "truncated", f"frames {missing[:5]} could not be decoded")
@@ -233,6 +263,8 @@ def open_video(
         return DecordReader(source, num_threads)
     if backend == "torchcodec":
         return TorchcodecReader(source, num_threads)
+    if backend == "store":
+        return StoreReader(source, num_threads)
     raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
 
 

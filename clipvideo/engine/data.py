@@ -37,17 +37,18 @@ def _num_classes(data: DataConfig, class_names) -> int | None:
     return data.num_classes or (len(class_names) if class_names else None)
 
 
-def _video_root(data: DataConfig) -> tuple[str, str | None]:
-    """(folder the listed paths are under, keyframe-index folder): the prepared store when set."""
+def _video_root(data: DataConfig) -> tuple[str, str | None, str]:
+    """(folder the listed paths are under, keyframe-index folder, backend): the prepared store, read
+    packet by packet, when data.store is set."""
     if not data.store:
-        return data.root, data.index_cache_dir
+        return data.root, data.index_cache_dir, data.backend
     from ..data.prepare import StoreError, open_store
 
     try:
         open_store(data.store)
     except StoreError as error:
         raise ConfigError(f"data.store: {error}") from None
-    return str(Path(data.store) / "videos"), str(Path(data.store) / "index")
+    return str(Path(data.store) / "videos"), None, "store"
 
 
 def check_sampling(data: DataConfig) -> None:
@@ -66,13 +67,13 @@ def check_sampling(data: DataConfig) -> None:
 
 def _list_options(data: DataConfig) -> dict:
     check_sampling(data)
-    root, index_dir = _video_root(data)
+    root, index_dir, backend = _video_root(data)
     return dict(
         data_root=root,
         num_frames=data.num_frames,
         sampling=data.sampling,
         frame_stride=data.frame_stride,
-        backend=data.backend,
+        backend=backend,
         rawframes=data.format == "rawframes",
         filename_template=data.filename_template,
         start_index=data.start_index,

@@ -1,13 +1,17 @@
 """`clipvideo prepare` and the store-backed loader: validation report, frames within codec error,
-resume after interruption, shards that merge into the same store, bad store entries."""
+the store's GOP structure and packet decoding, resume after interruption, shards that merge into
+the same store, bad store entries."""
 
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from clipvideo.data import decode_frames, video_num_frames
+from clipvideo.data import open_video
+from clipvideo.data.packets import KEY, REFERENCE, PacketDecoder, read_packet_table
 from clipvideo.data.prepare import StoreError, StoreSettings, merge_store, open_store, output_size, prepare_store
 from clipvideo.engine.config import ConfigError, DataConfig
 from clipvideo.engine.config import TestConfig as ViewsConfig
@@ -55,7 +59,82 @@ def test_prepare_reports_failures_and_keeps_every_frame(source, tmp_path):
         # The same frame, not a neighbour: a moving shape makes neighbours differ far more.
         neighbour = (a[1:] - b[:-1]).abs().mean(dim=(1, 2, 3))
         assert (error[:-1] < neighbour).all()
-    assert open_store(store)["settings"]["gop"] == 4
+    assert open_store(store)["settings"]["gop"] == 16
+
+
+@pytest.fixture(scope="module")
+def long_store(videos, tmp_path_factory):
+    """A store of the 300-frame and 96-frame test videos (several GOPs each)."""
+    root = tmp_path_factory.mktemp("long_store")
+    (root / "list.txt").write_text(f"{videos.default_gop.name} 0\n{videos.short_gop.name} 1\n")
+    prepare_store(str(root / "list.txt"), str(root / "store"), root=str(videos.root), settings=SETTINGS,
+                  progress=False)
+    return root / "store" / "videos"
+
+
+def test_store_videos_have_the_gop_structure_the_packet_decoder_relies_on(long_store):
+    table = read_packet_table(long_store / "default_gop.mp4")
+    assert table.num_frames == 300
+    frame_pts = np.sort(table.pts)
+    display = np.searchsorted(frame_pts, table.pts)  # display position of each packet, in decode order
+    key = (table.flags & KEY).astype(bool)
+    reference = (table.flags & REFERENCE).astype(bool)
+    # a keyframe exactly every 16 frames (the source's own I/B types are not carried over)
+    assert sorted(display[key].tolist()) == list(range(0, 300, 16))
+    # per GOP of 16: the keyframe and one P anchor are references, the 14 B-frames are not
+    assert reference.sum() == 2 * len(range(0, 300, 16)) - (300 % 16 == 1)
+    decoder = PacketDecoder(long_store / "default_gop.mp4", table)
+    assert max(len(decoder.packets_for([frame])) for frame in range(300)) == 3
+    assert len(decoder.packets_for([160])) == 1  # a keyframe alone
+
+
+def test_store_backend_returns_exactly_the_frames_of_a_full_decode(long_store):
+    rng = np.random.default_rng(0)
+    for name in ("default_gop.mp4", "short_gop.mp4"):
+        path = long_store / name
+        reference = open_video(path, "pyav_all")
+        store = open_video(path, "store")
+        assert store.num_frames == reference.num_frames and store.fps == 30.0
+        picks = [[0], [reference.num_frames - 1], list(range(0, reference.num_frames, 16))]
+        picks += [rng.integers(0, reference.num_frames, int(rng.integers(1, 12))).tolist() for _ in range(15)]
+        for indices in picks:  # any order, repeats allowed, across GOPs
+            assert torch.equal(store.get_frames(indices), reference.get_frames(indices)), indices
+
+
+def test_damaged_store_files_raise_a_decode_error_naming_the_file(long_store, tmp_path):
+    from clipvideo.data import VideoDecodeError
+
+    copy = tmp_path / "v.mp4"
+    data = (long_store / "default_gop.mp4").read_bytes()
+    table_text = (long_store / "default_gop.mp4.packets").read_text()
+
+    def damaged(video: bytes, table: str | None):
+        copy.write_bytes(video)
+        (tmp_path / "v.mp4.packets").unlink(missing_ok=True)
+        if table is not None:
+            (tmp_path / "v.mp4.packets").write_text(table)
+        with pytest.raises(VideoDecodeError) as info:
+            open_video(copy, "store").get_frames(list(range(0, 300, 10)))
+        assert str(copy) in str(info.value) and "\n" not in str(info.value)
+        return info.value
+
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # same size, one byte changed: the packet CRC catches it
+    assert "CRC" in str(damaged(bytes(flipped), table_text))
+    assert damaged(data[:-100], table_text).reason == "truncated"
+    assert "no .packets table" in str(damaged(data, None))
+    assert "damaged .packets table" in str(damaged(data, table_text[: len(table_text) // 2]))
+    with pytest.raises(VideoDecodeError, match="missing file"):
+        open_video(tmp_path / "nothing.mp4", "store")
+
+
+def test_a_store_of_an_older_version_is_refused_with_what_to_do(long_store):
+    meta = json.loads((long_store.parent / "store.json").read_text())
+    old = long_store.parent.parent / "old_store"
+    old.mkdir(exist_ok=True)
+    (old / "store.json").write_text(json.dumps({**meta, "version": 1}))
+    with pytest.raises(StoreError, match=r"store version 1.*prepare the videos again"):
+        open_store(old)
 
 
 def test_output_size_keeps_aspect_and_even_sizes():
