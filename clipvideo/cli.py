@@ -131,8 +131,6 @@ def cmd_prepare(args) -> int:
         k, _, n = (args.shard or "0/1").partition("/")
         if not (k.isdigit() and n.isdigit()):
             raise StoreError(f"--shard {args.shard!r}: expected K/N, e.g. 0/4")
-        if args.gop < 1 or args.short_side < 2:
-            raise StoreError(f"--gop {args.gop} / --short-side {args.short_side}: expected --gop >= 1 and --short-side >= 2")
         settings = StoreSettings(short_side=args.short_side, gop=args.gop, crf=args.crf, preset=args.preset)
         summary = prepare_store(args.list, args.out, root=args.root, settings=settings, workers=args.workers,
                                 shard=(int(k), int(n)), separator=args.separator)

@@ -79,7 +79,7 @@ class PacketTable:
         })
 
     @classmethod
-    def from_json(cls, text: str) -> "PacketTable":
+    def from_json(cls, text: str) -> PacketTable:
         data = json.loads(text)
         if data.get("format") != TABLE_FORMAT or data.get("version") != TABLE_VERSION:
             raise ValueError(f"not a version {TABLE_VERSION} packet table")

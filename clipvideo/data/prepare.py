@@ -71,6 +71,21 @@ class StoreSettings:
     psy: bool = False  # x264's psychovisual tuning keeps grain at the cost of bits (and of decoding time)
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
+def check_settings(settings: StoreSettings) -> None:
+    """StoreError naming the first setting out of range (before any video is touched)."""
+    if settings.gop < 1:
+        raise StoreError(f"--gop {settings.gop}: expected a keyframe interval of at least 1 frame")
+    if not 0 <= settings.crf <= 51:
+        raise StoreError(f"--crf {settings.crf}: expected 0 (lossless) to 51")
+    if settings.short_side < 2:
+        raise StoreError(f"--short-side {settings.short_side}: expected at least 2 pixels")
+    if settings.preset not in X264_PRESETS:
+        raise StoreError(f"--preset {settings.preset!r}: expected one of {', '.join(X264_PRESETS)}")
+
+
 def x264_params(settings: StoreSettings) -> str:
     """The GOP structure of the store (:mod:`clipvideo.data.packets`): fixed closed GOPs, runs of
     non-reference B-frames (no pyramid, no adaptive placement), no scene-cut keyframes."""
@@ -264,6 +279,7 @@ def prepare_store(
     store is merged at the end; with several, run `merge_store(out)` once all shards are done.
     """
     settings = settings or StoreSettings()
+    check_settings(settings)
     k, n = shard
     if not (n >= 1 and 0 <= k < n):
         raise ValueError(f"--shard {k}/{n}: expected K/N with 0 <= K < N")

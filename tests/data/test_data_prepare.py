@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from clipvideo.data import decode_frames, video_num_frames
-from clipvideo.data import open_video
+from clipvideo.data import decode_frames, open_video, video_num_frames
 from clipvideo.data.packets import KEY, REFERENCE, PacketDecoder, read_packet_table
 from clipvideo.data.prepare import StoreError, StoreSettings, merge_store, open_store, output_size, prepare_store
 from clipvideo.engine.config import ConfigError, DataConfig
@@ -257,6 +256,10 @@ def test_prepare_cli_exit_codes_and_one_line_errors(source, tmp_path, cli):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--shard" in bad.stderr
     bad = cli("prepare", str(list_file), "--out", str(tmp_path / "t"), "--shard", "3/3")
     assert bad.returncode == 2 and "0 <= K < N" in bad.stderr
+    for flag, value in (("--gop", "0"), ("--crf", "60"), ("--short-side", "1"), ("--preset", "quick")):
+        bad = cli("prepare", str(list_file), "--root", str(root), "--out", str(tmp_path / "v"), flag, value)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and flag in bad.stderr, (flag, bad.stderr)
+        assert not (tmp_path / "v").exists()  # refused before anything was written
     missing = cli("prepare", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "u"))
     assert missing.returncode == 2 and "nope.txt" in missing.stderr and "Traceback" not in missing.stderr
 
