@@ -119,7 +119,9 @@ def cmd_convert(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from .data.prepare import StoreError, StoreSettings, format_report, merge_store, prepare_store
+    from .data.prepare import (
+        StoreError, StoreSettings, format_report, merge_after_every_rank, merge_store, prepare_store, resolve_shard,
+    )
 
     try:
         if args.merge:
@@ -128,16 +130,19 @@ def cmd_prepare(args) -> int:
             return 0
         if not args.list or not args.out:
             raise StoreError("give LIST and --out STORE (or --merge STORE after sharded runs)")
-        k, _, n = (args.shard or "0/1").partition("/")
-        if not (k.isdigit() and n.isdigit()):
-            raise StoreError(f"--shard {args.shard!r}: expected K/N, e.g. 0/4")
+        k, n, launcher = resolve_shard(args.shard)
         settings = StoreSettings(short_side=args.short_side, gop=args.gop, crf=args.crf, preset=args.preset)
         summary = prepare_store(args.list, args.out, root=args.root, settings=settings, workers=args.workers,
-                                shard=(int(k), int(n)), separator=args.separator)
+                                shard=(k, n), separator=args.separator, progress=k == 0 or launcher != "torchrun")
     except (StoreError, ValueError) as error:
         raise StoreError(str(error)) from None
+    if launcher == "torchrun" and n > 1:
+        merged = merge_after_every_rank(args.out, k, n)  # one launch covers the list
+        if k != 0:
+            return 1 if summary["failed"] else 0
+        summary["store"] = merged
     print(json.dumps(summary, indent=2) if args.json else format_report(summary))
-    if int(n) > 1:
+    if n > 1 and launcher != "torchrun":
         print(f"shard {k}/{n} done; once every shard is done: clipvideo prepare --merge {args.out}")
     store = summary.get("store", summary)
     return 1 if store["failed"] else 0
@@ -353,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="medium",
                    help="x264 preset: encoding time vs size, not decoding speed (default medium)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local processes (default: all cores)")
-    p.add_argument("--shard", help="K/N: this machine prepares list lines i with i %% N == K")
+    p.add_argument("--shard", help="K/N: this machine prepares list lines i with i %% N == K; auto: from torchrun "
+                   "(RANK/WORLD_SIZE; the first process merges at the end) or a Slurm job array")
     p.add_argument("--separator", help="list column separator (default whitespace)")
     p.add_argument("--merge", metavar="STORE", help="join the shards' parts of STORE into its manifest and report")
     p.add_argument("--json", action="store_true")

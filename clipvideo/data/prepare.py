@@ -337,6 +337,45 @@ def prepare_store(
     return summary
 
 
+def resolve_shard(text: str | None, environ=os.environ) -> tuple[int, int, str]:
+    """``--shard`` -> (k, n, launcher): "K/N" as given; "auto" (or nothing, under a multi-process
+    torchrun) from torchrun's RANK/WORLD_SIZE or a Slurm job array's task id and count."""
+    world = int(environ.get("WORLD_SIZE", "1") or 1)
+    if text is None and world > 1:
+        text = "auto"  # every torchrun process preparing every video into one store would collide
+    if text is None:
+        return 0, 1, ""
+    if text == "auto":
+        if "RANK" in environ and "WORLD_SIZE" in environ:
+            return int(environ["RANK"]), world, "torchrun"
+        if "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
+            first = int(environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+            return int(environ["SLURM_ARRAY_TASK_ID"]) - first, int(environ["SLURM_ARRAY_TASK_COUNT"]), "slurm"
+        raise StoreError("--shard auto: no torchrun (RANK, WORLD_SIZE) or Slurm job array "
+                         "(SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT) in the environment; give --shard K/N")
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit()):
+        raise StoreError(f"--shard {text!r}: expected K/N (e.g. 0/4) or auto")
+    return int(k), int(n), ""
+
+
+def merge_after_every_rank(store: str | os.PathLike, rank: int, world_size: int) -> dict | None:
+    """Under torchrun: wait until every process has finished its shard, then the first one merges
+    (returns the store report there, None elsewhere). Preparing can take hours: a week's timeout."""
+    import datetime
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=datetime.timedelta(days=7))
+    try:
+        dist.barrier()
+        report = merge_store(store) if rank == 0 else None
+        dist.barrier()  # nobody leaves before the merged report exists
+    finally:
+        dist.destroy_process_group()
+    return report
+
+
 def _summarize(records: list[VideoRecordOut], elapsed: float | None = None) -> dict:
     ok = [r for r in records if r.status == "ok"]
     summary = {

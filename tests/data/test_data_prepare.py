@@ -3,6 +3,9 @@ the store's GOP structure and packet decoding, resume after interruption, shards
 the same store, bad store entries."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,15 @@ import torch
 
 from clipvideo.data import decode_frames, open_video, video_num_frames
 from clipvideo.data.packets import KEY, REFERENCE, PacketDecoder, read_packet_table
-from clipvideo.data.prepare import StoreError, StoreSettings, merge_store, open_store, output_size, prepare_store
+from clipvideo.data.prepare import (
+    StoreError,
+    StoreSettings,
+    merge_store,
+    open_store,
+    output_size,
+    prepare_store,
+    resolve_shard,
+)
 from clipvideo.engine.config import ConfigError, DataConfig
 from clipvideo.engine.config import TestConfig as ViewsConfig
 from clipvideo.engine.data import build_eval_dataset, build_train_dataset
@@ -117,8 +128,9 @@ def test_damaged_store_files_raise_a_decode_error_naming_the_file(long_store, tm
         assert str(copy) in str(info.value) and "\n" not in str(info.value)
         return info.value
 
+    table = read_packet_table(long_store / "default_gop.mp4")
     flipped = bytearray(data)
-    flipped[len(data) // 2] ^= 0xFF  # same size, one byte changed: the packet CRC catches it
+    flipped[int(table.position[0] + table.size[0] // 2)] ^= 0xFF  # same size, one byte of frame 0 changed
     assert "CRC" in str(damaged(bytes(flipped), table_text))
     assert damaged(data[:-100], table_text).reason == "truncated"
     assert "no .packets table" in str(damaged(data, None))
@@ -181,6 +193,37 @@ def test_shards_merge_into_the_same_store_as_one_run(source, tmp_path):
     assert _manifest(sharded) == _manifest(whole)
     for record in _manifest(whole)[:6]:
         assert (sharded / "videos" / record["path"]).read_bytes() == (whole / "videos" / record["path"]).read_bytes()
+
+
+def test_shard_auto_reads_torchrun_and_slurm_array_environments():
+    assert resolve_shard(None, {}) == (0, 1, "")
+    assert resolve_shard("2/5", {}) == (2, 5, "")
+    assert resolve_shard("auto", {"RANK": "3", "WORLD_SIZE": "4"}) == (3, 4, "torchrun")
+    assert resolve_shard(None, {"RANK": "1", "WORLD_SIZE": "2"}) == (1, 2, "torchrun")  # torchrun without --shard
+    slurm = {"SLURM_ARRAY_TASK_ID": "12", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_COUNT": "8"}
+    assert resolve_shard("auto", slurm) == (2, 8, "slurm")
+    with pytest.raises(StoreError, match=r"--shard auto: no torchrun .* give --shard K/N"):
+        resolve_shard("auto", {})
+    with pytest.raises(StoreError, match=r"--shard '1-4': expected K/N"):
+        resolve_shard("1-4", {})
+
+
+def test_one_torchrun_launch_prepares_and_merges_the_whole_store(source, tmp_path):
+    list_file, root = source
+    whole = tmp_path / "whole"
+    prepare_store(str(list_file), str(whole), root=str(root), settings=SETTINGS, progress=False)
+    launched = tmp_path / "launched"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "clipvideo",
+               "prepare", str(list_file), "--root", str(root), "--out", str(launched), "--short-side", "48",
+               "--workers", "1", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert result.returncode != 0  # the two listed bad videos fail (exit 1), the rest is prepared
+    assert sorted(p.name for p in (launched / "parts").iterdir()) == ["part-0-of-2.jsonl", "part-1-of-2.jsonl"]
+    assert _manifest(launched) == _manifest(whole)  # merged by the first process, same as one run
+    assert json.loads((launched / "report.json").read_text())["missing"] == 0
+    for record in _manifest(whole)[:6]:
+        assert (launched / "videos" / record["path"]).read_bytes() == (whole / "videos" / record["path"]).read_bytes()
 
 
 def _data(motion, store: Path) -> DataConfig:
