@@ -170,6 +170,17 @@ def main() -> None:
               f"codec error {store['error']:.2f} levels (mean |difference| to the source frames)")
     print()
     others = [m for m in methods if m in ("decord", "torchcodec")]
+    for name in stores:
+        if name not in methods:
+            continue
+        for sampler_name in samplers:
+            cpu = rate[(name, sampler_name)][1]
+            line = f"{name:30s} {sampler_name:10s}: {cpu:.1f} clips per CPU-s"
+            if "ours, index cached" in methods:
+                line += f", {cpu / rate[('ours, index cached', sampler_name)][1]:.2f}x (b) on the source videos"
+            if others:
+                line += f", {cpu / max(rate[(m, sampler_name)][1] for m in others):.2f}x best (c)"
+            print(line)
     for ours in ("ours, index cached", "ours, index per clip"):
         if ours not in methods:
             continue
