@@ -29,31 +29,19 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _shared import CLASS_WORDS, model_size_parser  # noqa: E402
 
 from clipvideo.clip import CLIPConfig  # noqa: E402
 from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 from clipvideo.methods import text4vis  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
 
-CLASS_WORDS = ["dancing", "cooking", "swimming", "running", "reading", "juggling", "skiing", "surfing",
-               "climbing", "painting", "knitting", "boxing", "rowing", "singing", "typing", "diving"]
-
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vision-width", type=int, default=768)
-    parser.add_argument("--vision-layers", type=int, default=4)
-    parser.add_argument("--patch", type=int, default=32)
-    parser.add_argument("--resolution", type=int, default=224)
-    parser.add_argument("--text-width", type=int, default=512)
-    parser.add_argument("--text-layers", type=int, default=2)
-    parser.add_argument("--embed", type=int, default=512)
+    parser = model_size_parser(__doc__.splitlines()[0], text_layers=2)
     parser.add_argument("--fusion-layers", type=int, default=6)
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--classes", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     return parser.parse_args(argv)
 
 

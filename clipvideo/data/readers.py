@@ -51,6 +51,14 @@ def _check_indices(name: str, indices: Sequence[int], num_frames: int) -> list[i
     return indices
 
 
+def _in_requested_order(name: str, frames: dict[int, np.ndarray], indices: list[int]) -> torch.Tensor:
+    """{frame index: (H, W, 3)} -> (T, H, W, 3) in the order (and with the repeats) of ``indices``."""
+    missing = sorted({i for i in indices if i not in frames})
+    if missing:
+        raise VideoDecodeError(name, "truncated", f"frames {missing[:5]} could not be decoded")
+    return torch.from_numpy(np.stack([frames[i] for i in indices]))
+
+
 class VideoReader:
     """One video, opened for one clip: ``num_frames`` then ``get_frames(indices)`` ->
     uint8 RGB ``(T, H, W, 3)``. Use :func:`open_video` to make one."""
@@ -87,10 +95,7 @@ class PyAVReader(VideoReader):
     def get_frames(self, indices):
         indices = _check_indices(self.name, indices, self.num_frames)
         frames = decode_with_keyframe_index(self.source, sorted(set(indices)), self.num_threads, self.index)
-        missing = sorted({i for i in indices if i not in frames})
-        if missing:
-            raise VideoDecodeError(self.name, "truncated", f"frames {missing[:5]} could not be decoded")
-        return torch.from_numpy(np.stack([frames[i] for i in indices]))
+        return _in_requested_order(self.name, frames, indices)
 
 
 class StoreReader(VideoReader):
@@ -113,11 +118,7 @@ class StoreReader(VideoReader):
 
     def get_frames(self, indices):
         indices = _check_indices(self.name, indices, self.num_frames)
-        frames = self.decoder.decode(sorted(set(indices)))
-        missing = sorted({i for i in indices if i not in frames})
-        if missing:
-            raise VideoDecodeError(self.name, "truncated", f"frames {missing[:5]} could not be decoded")
-        return torch.from_numpy(np.stack([frames[i] for i in indices]))
+        return _in_requested_order(self.name, self.decoder.decode(sorted(set(indices))), indices)
 
 
 class DecodeAllReader(VideoReader):
