@@ -307,6 +307,27 @@ def test_prepare_cli_exit_codes_and_one_line_errors(source, tmp_path, cli):
     assert missing.returncode == 2 and "nope.txt" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_training_and_testing_from_a_store_with_dataloader_workers(motion, tmp_path, cli):
+    store = tmp_path / "store"
+    prepare_store(motion.train_list, str(store), root=motion.root, settings=SETTINGS, progress=False)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "method: frozen\nmodel: {backbone: {arch: tiny, image_resolution: 32}, num_frames: 4, classifier: linear}\n"
+        f"data: {{store: {store}, train_list: {motion.train_list}, val_list: {motion.train_list}, "
+        f"class_names: {motion.class_names_file}, num_frames: 4, sampling: segment, input_size: 32, short_side: 32, "
+        "num_workers: 1}\n"
+        f"train: {{batch_size: 4, epochs: 1, precision: fp32}}\noutput_dir: {tmp_path / 'run'}\n"
+    )
+    out = cli("train", str(recipe))
+    assert out.returncode == 0, out.stderr
+    # the store's videos went through a DataLoader worker (the packet decoder pickled into it) and none failed
+    result = cli("test", "--checkpoint", str(tmp_path / "run" / "model.pt"), "--list", motion.train_list,
+                 "--set", f"data.store={store}", "data.num_workers=1")
+    assert result.returncode == 0, result.stderr
+    listed = len(Path(motion.train_list).read_text().splitlines())
+    assert f"on {listed} videos (0 unreadable" in result.stdout, result.stdout
+
+
 def test_bench_cli_reports_data_model_and_train_rows(motion, tmp_path, cli):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
