@@ -58,6 +58,7 @@ def make_videos(directory: str, count: int, seconds: float, size: tuple[int, int
 def make_stores(paths: list[str], directory: str, settings: list[tuple[int, int]]) -> dict[str, dict]:
     """Prepare the videos once per (gop, crf); returns method name -> {"paths", "disk_ratio", "error"}."""
     from clipvideo.data import decode_frames, video_num_frames
+    from clipvideo.data.packets import table_path
     from clipvideo.data.prepare import StoreSettings, prepare_store
 
     list_file = os.path.join(directory, "bench_list.txt")
@@ -77,7 +78,7 @@ def make_stores(paths: list[str], directory: str, settings: list[tuple[int, int]
             frames = list(range(0, video_num_frames(original), 7))
             stored_frames = decode_frames(copy, frames, backend="store").float()
             errors.append((decode_frames(original, frames).float() - stored_frames).abs().mean())
-        stored_bytes = sum(os.path.getsize(p) + os.path.getsize(p + ".packets") for p in stored)
+        stored_bytes = sum(os.path.getsize(p) + os.path.getsize(table_path(p)) for p in stored)
         stores[f"store g{gop} crf{crf}"] = {"paths": stored, "disk_ratio": stored_bytes / source_bytes,
                                              "error": float(sum(errors) / len(errors))}
     return stores

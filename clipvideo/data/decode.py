@@ -205,7 +205,7 @@ class KeyframeIndexCache:
                 f.write(index.to_json())
             os.replace(tmp, self._file(key))
         except OSError:
-            pass  # a read-only cache (a shared prepared store): the index stays in memory only
+            pass  # a read-only cache directory (shared, or on a read-only mount): the index stays in memory only
 
 
 DEFAULT_INDEX_CACHE = KeyframeIndexCache()

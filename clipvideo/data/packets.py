@@ -181,8 +181,8 @@ class PacketDecoder:
     def __init__(self, path: str | os.PathLike, table: PacketTable):
         self.path = os.fspath(path)
         self.table = table
-        self.frame_pts = np.sort(table.pts)  # frame i of the video has pts frame_pts[i]
         self.packet_of_frame = np.argsort(table.pts, kind="stable")  # decode position of frame i's packet
+        self.frame_pts = table.pts[self.packet_of_frame]  # frame i of the video has pts frame_pts[i]
         keys = np.flatnonzero(table.flags & KEY)
         # the keyframe each packet's GOP starts from (decode positions)
         self.key_of_packet = keys[np.searchsorted(keys, np.arange(len(table.pts)), side="right") - 1]

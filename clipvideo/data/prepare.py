@@ -10,9 +10,8 @@ B-frames keep the store small (1.3x the source on the benchmark videos). Decodin
 the keyframes (one per sampled frame), so everything that makes them cheaper is on: x264's
 ``fastdecode`` tuning (CAVLC, no deblocking: half the decoding time), keyframes at the quality of
 the P-frames (``ipratio`` 1.0, not 1.4) and no psychovisual tuning (``psy`` off: it spends bits
-on keeping grain). Every
-decoded frame is kept, in order, so frame ``i`` of the store is frame ``i`` of the source and
-frame-index based protocols are unchanged.
+on keeping grain). Every decoded frame is kept, in order, so frame ``i`` of the store is frame
+``i`` of the source and frame-index based protocols are unchanged.
 
     STORE/store.json              settings and provenance ("format": "clipvideo-store")
     STORE/videos/<listed path>    the re-encoded video, under the path the list gives
@@ -49,7 +48,7 @@ import av
 
 from .annotations import read_video_list
 from .decode import VideoDecodeError
-from .packets import write_packet_table
+from .packets import table_path, write_packet_table
 
 STORE_FORMAT = "clipvideo-store"
 STORE_VERSION = 2  # 2: B-frame GOPs with packet tables; 1 (short all-P GOPs) is no longer read
@@ -222,7 +221,7 @@ def _prepare_one(job: tuple) -> VideoRecordOut:
         table = write_packet_table(destination)
         if table.num_frames != info["frames"]:
             raise VideoDecodeError(destination, "truncated", f"{table.num_frames} packets for {info['frames']} frames")
-        record.bytes_out = os.path.getsize(destination) + os.path.getsize(destination + ".packets")
+        record.bytes_out = table.video_bytes + os.path.getsize(table_path(destination))
         record.status = "ok"
         for key, value in info.items():
             setattr(record, key, value)
