@@ -232,9 +232,9 @@ def cmd_b2n(args) -> int:
 
 
 def cmd_fewshot_lists(args) -> int:
-    from .engine.protocols import write_few_shot_lists
+    from .data.splits import write_few_shot_lists
 
-    for path in write_few_shot_lists(args.list, args.shots, args.seed, args.out, args.rawframes, args.separator):
+    for path in write_few_shot_lists(args.list, args.shots, args.seed, args.out, args.rawframes, args.separator, args.repeat):
         print(path)
     return 0
 
@@ -436,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for <list>_<K>shot_seed<S>.txt")
     p.add_argument("--rawframes", action="store_true", help="'<dir> <num_frames> <label>' lines")
     p.add_argument("--separator", help="column separator (default: whitespace)")
+    p.add_argument("--repeat", action="store_true",
+                   help="repeat each draw floor(N / (K x classes)) times, N the full list (Text4Vis' few-shot runs)")
     p.set_defaults(func=cmd_fewshot_lists)
 
     p = sub.add_parser("fewshot", help="train and test on seeded K-shot lists, mean ± std over seeds")

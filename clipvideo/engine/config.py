@@ -57,6 +57,7 @@ class DataConfig:
     dummy_length: int = 64  # samples in the dummy dataset
     num_classes: int | None = None  # default: from the class-name file, else the largest label + 1
     multi_label: bool = False  # lists with several labels per line (ActivityNet): multi-hot targets, mAP in evaluation
+    few_shot_repeat: bool = False  # `clipvideo fewshot`: repeat the K-shot list floor(N / (K x C)) times, N the full list (Text4Vis)
 
 
 @dataclass

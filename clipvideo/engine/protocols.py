@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import random
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import protocols as shipped
-from ..data import read_class_names, read_video_list
+from ..data import read_class_descriptions, read_class_names
+from ..data.splits import few_shot_list_name, write_few_shot_lists
 from . import checkpoint as ckpt
 from .config import Config, ConfigError
 from .data import build_eval_dataset
@@ -86,44 +85,6 @@ def base_to_novel_summary(rows: list[dict]) -> dict:
             "hm": harmonic_mean(base[0], novel[0]), "mean_of_split_hm": mean_std([r["hm"] for r in rows])[0]}
 
 
-def few_shot_sample(records, shots: int, seed: int) -> list:
-    """K videos per class: one `random.Random(seed)`; classes in increasing label order, each class
-    draws `rng.sample(its videos in list order, K)`; the result keeps list order."""
-    if shots < 1:
-        raise ConfigError(f"--shots must be positive, got {shots}")
-    by_class: dict[int, list[int]] = defaultdict(list)
-    for position, record in enumerate(records):
-        by_class[record.label].append(position)
-    rng = random.Random(seed)
-    chosen = []
-    for label in sorted(by_class):
-        positions = by_class[label]
-        if len(positions) < shots:
-            raise ConfigError(f"class {label} has {len(positions)} videos in the list, fewer than --shots {shots}")
-        chosen.extend(rng.sample(positions, shots))
-    return [records[p] for p in sorted(chosen)]
-
-
-def write_few_shot_lists(list_file: str | Path, shots: list[int], seeds: list[int], out_dir: str | Path,
-                         rawframes: bool = False, separator: str | None = None) -> list[Path]:
-    """One list per (K, seed): ``<out_dir>/<list stem>_<K>shot_seed<S>.txt``, lines as in the source."""
-    records = read_video_list(list_file, rawframes=rawframes, separator=separator)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sep = separator or " "
-    written = []
-    for k in shots:
-        for seed in seeds:
-            path = out_dir / f"{Path(list_file).stem}_{k}shot_seed{seed}.txt"
-            lines = []
-            for r in few_shot_sample(records, k, seed):
-                fields = [r.path] + ([str(r.num_frames)] if rawframes else []) + [str(label) for label in r.labels]
-                lines.append(sep.join(fields))
-            path.write_text("\n".join(lines) + "\n")
-            written.append(path)
-    return written
-
-
 # ---------------------------------------------------------------------------------------------
 # Scoring a (list, vocabulary) pair with the engine's evaluation
 
@@ -161,10 +122,12 @@ class Scorer:
         self.precision = resolve_precision(config.test.precision, self.dist.device)
         self.views = ""
 
-    def __call__(self, list_file: str | Path, class_names: list[str]) -> EvalResult:
+    def __call__(self, list_file: str | Path, class_names: list[str], class_texts: list[str] | None = None) -> EvalResult:
+        """Scores `list_file` among `class_names`; `class_texts` (from `vocabulary_texts`) is what
+        the model encodes, the names themselves when not given."""
         if not Path(list_file).is_file():
             raise ConfigError(f"{list_file}: no such video list")
-        self.model.set_class_names(class_names)  # the vocabulary's text is encoded once, here
+        self.model.set_class_names(class_texts or class_names)  # the vocabulary's text is encoded once, here
         dataset = build_eval_dataset(self.config.data, self.config.test, class_names, str(list_file))
         first = dataset.video_path(0) if hasattr(dataset, "video_path") and not self.config.data.tar_path else None
         if first is not None and not Path(first).exists():
@@ -183,6 +146,37 @@ class Scorer:
         return result
 
 
+def vocabulary_texts(model, class_file: str | Path, names: list[str], shipped_descriptions: str | None = None) -> list[str]:
+    """What `model.set_class_names` is given for `names` (read from `class_file`): the bare names, or
+    for a model that classifies with descriptions (FROSTER) "Name: description" entries -- the class
+    file's own descriptions (FROSTER's JSON), else the shipped ones matched by name
+    (`protocols.descriptions(names, shipped_descriptions)`), else the bare names with a warning.
+    The one place the protocols choose a vocabulary's text."""
+    if not getattr(model, "uses_descriptions", False):
+        return names
+    own = read_class_descriptions(class_file)
+    if any(text != name for name, text in zip(read_class_names(class_file), own)):
+        by_name = dict(zip(read_class_names(class_file), own))
+        return [f"{name}: {by_name[name]}" if by_name.get(name, name) != name else name for name in names]
+    if shipped_descriptions:
+        return [f"{name}: {text}" for name, text in zip(names, shipped.descriptions(names, shipped_descriptions))]
+    log.warning("%s has no class descriptions and none are shipped for it: %s scores the bare class names",
+                class_file, type(model).__name__)
+    return names
+
+
+def _single_label(config: Config, command: str) -> None:
+    if config.data.multi_label:
+        raise ConfigError(f"{command}: data.multi_label is set, but the {command} protocol scores single-label lists "
+                          "(top-1/top-5); score a multi-label list with `clipvideo test` (mAP)")
+
+
+def _renamed(split_names: list[str], default_names: list[str], names: list[str]) -> list[str]:
+    """A split's classes under the --classes vocabulary: each default name -> the name at its id."""
+    position = {name: index for index, name in enumerate(default_names)}
+    return [names[position[name]] for name in split_names]
+
+
 def _row(name: str, result: EvalResult, num_classes: int) -> dict:
     m = result.metrics
     return {"name": name, "top1": m["top1"], "top5": m["top5"], "num_videos": m["num_videos"],
@@ -194,6 +188,9 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
     """Full-class and half-class results on the full list (`list_file`; data.val_list for datasets
     without shipped splits) and mean +- std over the shipped splits (UCF/HMDB test splits, K600 subsets)."""
     name = shipped.canonical(dataset)
+    if draws < 1:
+        raise ConfigError(f"--draws: the half-class protocol needs at least one draw (Text4Vis: 10), got {draws}")
+    _single_label(config, "zeroshot")
     if name == "custom":
         if not classes or not list_file:
             raise ConfigError("--dataset custom needs --classes FILE (class names) and --list FILE (videos)")
@@ -202,6 +199,11 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
         spec = shipped.zero_shot_dataset(name)
     class_file = Path(classes) if classes else spec.class_file
     names = read_class_names(class_file)
+    default_names = read_class_names(spec.class_file)
+    if classes and spec.splits and len(names) != len(default_names):
+        raise ConfigError(f"--classes {classes}: {len(names)} classes, but the shipped {name} splits index the "
+                          f"{len(default_names)} classes of {spec.class_file}; give a file with the same classes")
+    described = None if name in ("custom", "activitynet") else name
     # A recipe's data.val_list often holds one split (with its own labels), so datasets with shipped
     # splits take the full list only from --list.
     full_list = list_file or (None if spec.splits else config.data.val_list)
@@ -210,15 +212,22 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
     score = Scorer(config, model if model is not None else load_text_model(config, checkpoint, backbone))
     report = {"protocol": "zeroshot", "dataset": name, "checkpoint": checkpoint or backbone}
     if full_list:
-        result = score(full_list, names)
+        result = score(full_list, names, vocabulary_texts(score.model, class_file, names, described))
         report["full"] = {**_row(str(full_list), result, len(names)), "class_file": str(class_file)}
         if config.test.aggregate == "prob" and config.test.num_clips * config.test.num_crops > 1:
             log.warning("half-class draws re-rank the drawn columns of view-averaged probabilities; with one view "
                         "(Text4Vis) or test.aggregate logit/feature this equals re-scoring with the drawn names")
         report["half_classes"] = half_class_accuracy(result.scores, result.labels, draws)
     if spec.splits:
-        rows = [_row(split.name, score(split.list_file, read_class_names(split.class_file)), len(read_class_names(split.class_file)))
-                for split in spec.splits]
+        rows = []
+        for index, split in enumerate(spec.splits, 1):
+            split_names = read_class_names(split.class_file)
+            texts = vocabulary_texts(score.model, split.class_file, split_names,
+                                     f"kinetics600_zs_split{index}" if name == "kinetics600" else described)
+            if classes:  # --classes names the classes the splits pick by id from the default vocabulary
+                split_names = _renamed(split_names, default_names, names)
+                texts = vocabulary_texts(score.model, class_file, split_names, described)
+            rows.append(_row(split.name, score(split.list_file, split_names, texts), len(split_names)))
         report["splits"] = {"kind": spec.split_kind, **summarize_splits(rows)}
     report["views"], report["precision"] = score.views, score.precision
     return report
@@ -230,6 +239,7 @@ def run_b2n(config: Config, dataset: str, checkpoints: list[str | None], backbon
     """Base accuracy (base test videos among base names), Novel (novel videos among novel names),
     HM, for each checkpoint (one per training split), then averaged."""
     name = shipped.canonical(dataset)
+    _single_label(config, "b2n")
     if name == "custom":
         missing = [flag for flag, value in (("--base-classes", base_classes), ("--novel-classes", novel_classes),
                                             ("--base-list", base_list), ("--novel-list", novel_list)) if not value]
@@ -244,11 +254,14 @@ def run_b2n(config: Config, dataset: str, checkpoints: list[str | None], backbon
     if overlap:
         raise ConfigError(f"{base_classes} and {novel_classes} share {len(overlap)} class(es), e.g. {overlap[0]!r}")
     models = models if models is not None else [load_text_model(config, c, backbone) for c in checkpoints]
+    described = None if name == "custom" else f"b2n_{name}"
     rows, score = [], None
     for index, model in enumerate(models):
         score = Scorer(config, model)
-        base = score(base_list, base_names).metrics["top1"]
-        novel = score(novel_list, novel_names).metrics["top1"]
+        base_texts = vocabulary_texts(model, base_classes, base_names, described and f"{described}_base")
+        novel_texts = vocabulary_texts(model, novel_classes, novel_names, described and f"{described}_novel")
+        base = score(base_list, base_names, base_texts).metrics["top1"]
+        novel = score(novel_list, novel_names, novel_texts).metrics["top1"]
         rows.append({"name": str(checkpoints[index]) if index < len(checkpoints) and checkpoints[index] else f"model {index + 1}",
                      "base": base, "novel": novel})
     report = {"protocol": "b2n", "dataset": name, **base_to_novel_summary(rows)}
@@ -257,7 +270,8 @@ def run_b2n(config: Config, dataset: str, checkpoints: list[str | None], backbon
 
 
 def run_fewshot(config: Config, shots: int, seeds: list[int], source_list: str | None = None) -> dict:
-    """Train on a seeded K-shot draw of the training list for each seed, test on data.val_list, mean +- std."""
+    """Train on a seeded K-shot draw of the training list for each seed, test on data.val_list, mean +- std.
+    With data.few_shot_repeat (Text4Vis) the draw is repeated to about the full list's length."""
     from .train import fit
 
     source = source_list or config.data.train_list
@@ -268,11 +282,13 @@ def run_fewshot(config: Config, shots: int, seeds: list[int], source_list: str |
     base_dir = Path(config.output_dir)
     rows = []
     dist = init_distributed(config.train.device)
+    if shots < 1:
+        raise ConfigError(f"--shots must be positive, got {shots}")
     for seed in seeds:
-        list_path = base_dir / "lists" / f"{Path(source).stem}_{shots}shot_seed{seed}.txt"
+        list_path = base_dir / "lists" / few_shot_list_name(source, shots, seed)
         if dist.is_main:  # every process trains on the same list; one writes it
-            write_few_shot_lists(source, [shots], [seed], base_dir / "lists",
-                                 rawframes=config.data.format == "rawframes", separator=config.data.separator)
+            write_few_shot_lists(source, [shots], [seed], base_dir / "lists", rawframes=config.data.format == "rawframes",
+                                 separator=config.data.separator, repeat=config.data.few_shot_repeat)
         barrier()
         run = copy.deepcopy(config)
         run.data.train_list, run.train.seed = str(list_path), seed

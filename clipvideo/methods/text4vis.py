@@ -18,7 +18,6 @@ names `fusion_model.*`; the two optimiser groups (visual tower and logit_scale a
 1x, weight decay on everything). Official quirks not kept are listed in docs/text4vis.md.
 """
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import tokenize
+from ..data.splits import sample_per_class
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
@@ -307,20 +307,7 @@ def build(config: Config, num_classes: int, class_names: list[str] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
-# LDA classifier and few-shot lists: seeded per-class samples of a training list
-
-
-def sample_per_class(labels: list[int], per_class: int, seed: int) -> list[int]:
-    """Indices of up to `per_class` items of each label, drawn with a seeded RNG (sorted)."""
-    by_class: dict[int, list[int]] = {}
-    for index, label in enumerate(labels):
-        by_class.setdefault(label, []).append(index)
-    rng = random.Random(seed)
-    chosen = []
-    for label in sorted(by_class):
-        items = by_class[label]
-        chosen.extend(rng.sample(items, min(per_class, len(items))))
-    return sorted(chosen)
+# LDA classifier from a seeded per-class sample of the training list (clipvideo.data.splits)
 
 
 @torch.no_grad()
@@ -339,7 +326,7 @@ def fit_lda_from_recipe(config, output: str | Path, per_class: int = 60, seed: i
     dataset = build_eval_dataset(data, TestConfig(num_clips=1, num_crops=1), class_names, list_file=data.train_list)
     labels = [record.labels[0] for record in dataset.records]
     num_classes = len(class_names) if class_names else dataset.num_classes
-    subset = sample_per_class(labels, per_class, seed)
+    subset = sample_per_class(labels, per_class, seed, allow_fewer=True)
     model_config = config.model if isinstance(config.model, Config) else None
     if model_config is None:
         from ..engine.config import method_config
@@ -360,22 +347,5 @@ def fit_lda_from_recipe(config, output: str | Path, per_class: int = 60, seed: i
     return output
 
 
-def few_shot_lines(lines: list[str], labels: list[int], shot: int, seed: int) -> list[str]:
-    """`shot` lines per class (seeded, same on every process), repeated floor(N / selected) times
-    as the official few-shot runs do, so an epoch has about as many steps as a full one."""
-    chosen = [lines[i] for i in sample_per_class(labels, shot, seed)]
-    return chosen * max(1, len(lines) // max(1, len(chosen)))
-
-
-def write_few_shot_list(list_file: str | Path, shot: int, seed: int, output: str | Path) -> Path:
-    """A seeded few-shot training list (`few_shot_lines`) from a "<path> [frames] <label>" list."""
-    lines = [line for line in Path(list_file).read_text().splitlines() if line.strip()]
-    labels = [int(line.split()[-1]) for line in lines]
-    output = Path(output)
-    output.write_text("\n".join(few_shot_lines(lines, labels, shot, seed)) + "\n")
-    return output
-
-
 __all__ = ["Config", "Text4Vis", "TransfFusion", "build", "lda_classifier", "random_classifier",
-           "orthogonal_classifier", "read_classifier_file", "fit_lda_from_recipe", "sample_per_class",
-           "few_shot_lines", "write_few_shot_list", "load_init_checkpoint"]
+           "orthogonal_classifier", "read_classifier_file", "fit_lda_from_recipe", "load_init_checkpoint"]

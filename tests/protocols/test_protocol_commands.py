@@ -11,12 +11,12 @@ import yaml
 from clipvideo import protocols
 from clipvideo.cli import main
 from clipvideo.data import read_video_list
+from clipvideo.data.splits import write_few_shot_lists
 from clipvideo.engine.config import ConfigError, build_config
 from clipvideo.engine.protocols import (
     format_report,
     half_class_draws,
     run_fewshot,
-    write_few_shot_lists,
 )
 from clipvideo.engine.train import TrainStep, fit
 

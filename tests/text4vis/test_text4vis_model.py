@@ -146,11 +146,3 @@ def test_data_settings_are_the_official_test_input():
         assert text4vis.Text4Vis.data_settings(type("M", (), {"clip": type("C", (), {"config": clip_config}),
                                                                "config": text4vis.Config()})())["short_side"] == short
 
-
-def test_few_shot_lines_are_seeded_and_repeated():
-    lines = [f"v{i}.mp4 {i % 3}" for i in range(30)]
-    labels = [i % 3 for i in range(30)]
-    picked = text4vis.few_shot_lines(lines, labels, shot=2, seed=5)
-    assert picked == text4vis.few_shot_lines(lines, labels, shot=2, seed=5)
-    assert len(picked) == 30 and len(set(picked)) == 6  # 2 per class, repeated 30 // 6 times
-    assert picked != text4vis.few_shot_lines(lines, labels, shot=2, seed=6)
