@@ -27,6 +27,7 @@ class DataConfig:
     train_list: str = ""  # "<path> <label>" lines (or "<dir> <num_frames> <label>" for rawframes)
     val_list: str = ""  # list used by evaluation (and by `clipvideo test`)
     class_names: str = ""  # id,name CSV, one name per line, or FROSTER's JSON; needed by text-based methods
+    class_descriptions: str = ""  # FROSTER: descriptions matched to class_names by name (a shipped name such as "b2n_hmdb51_base", or a JSON)
     format: str = "video"  # "video" files or extracted "rawframes" folders
     separator: str | None = None  # list column separator; None = any whitespace
     filename_template: str = "img_{:05d}.jpg"  # rawframes file names

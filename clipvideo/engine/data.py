@@ -25,10 +25,15 @@ def read_classes(data: DataConfig) -> list[str] | None:
 
 def read_class_texts(data: DataConfig) -> list[str] | None:
     """Class entries with their descriptions ("Name: description", FROSTER's JSON) for methods
-    that classify with descriptions; a class without one is its bare name."""
+    that classify with descriptions; a class without one is its bare name. data.class_descriptions
+    matches descriptions to the names (so the class file can follow the list's label order)."""
     if not data.class_names:
         return None
     names = video_data.read_class_names(data.class_names)
+    if data.class_descriptions:
+        from .. import protocols
+
+        return [f"{name}: {text}" for name, text in zip(names, protocols.descriptions(names, data.class_descriptions))]
     descriptions = video_data.read_class_descriptions(data.class_names)
     return [name if text == name else f"{name}: {text}" for name, text in zip(names, descriptions)]
 
