@@ -233,12 +233,12 @@ def test_multi_label_training_with_bce_reports_map(tmp_path, videos, capsys):
      "test_split1.txt: first video {tmp}/videos/Aussie_Brunette"),
     (["zeroshot", "{recipe}", "--checkpoint", "{tmp}/linear.pt", "--dataset", "custom", "--classes", "{classes}", "--list", "{val}"],
      "classifies with a trained head"),
-    (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--classes", "{classes}", "--list", "{val}",
+    (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--classes", "{classes}", "--list", "{tmp}/abs.txt",
       "--draws", "0"], "--draws: the half-class protocol needs at least one draw"),
     (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--classes", "{classes}", "--list", "{tmp}/multi.txt",
       "--set", "data.multi_label=true"], "zeroshot: data.multi_label is set"),
     (["b2n", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--base-classes", "{classes}", "--novel-classes",
-      "{classes}", "--base-list", "{tmp}/multi.txt", "--novel-list", "{tmp}/multi.txt", "--set", "data.multi_label=true"],
+      "{tmp}/six.csv", "--base-list", "{tmp}/multi.txt", "--novel-list", "{tmp}/multi.txt", "--set", "data.multi_label=true"],
      "b2n: data.multi_label is set"),
     (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "hmdb51", "--classes", "{tmp}/three.csv"],
      "--classes {tmp}/three.csv: 3 classes, but the shipped hmdb51 splits index the 51 classes"),
@@ -260,9 +260,11 @@ def test_bad_input_is_one_line(tmp_path, videos, tiny_clip_file, capsys, args, m
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "bad.mp4").write_bytes(b"not a video")
     (tmp_path / "bad.txt").write_text("bad.mp4 0\n")
-    # readable videos with two labels each (absolute paths: data.root is the folder of bad.mp4 here)
+    # readable videos, with one and with two labels each (absolute paths: data.root is the folder of bad.mp4 here)
+    (tmp_path / "abs.txt").write_text("".join(f"{Path(videos.root) / r.path} {r.label}\n" for r in read_video_list(videos.val_list)))
     (tmp_path / "multi.txt").write_text("".join(f"{Path(videos.root) / r.path} {r.label} {(r.label + 1) % 6}\n"
                                                 for r in read_video_list(videos.val_list)))
+    (tmp_path / "six.csv").write_text("id,name\n" + "".join(f"{i},other {name}\n" for i, name in enumerate(CLASSES)))
     values = {"recipe": recipe(tmp_path, videos, root=str(tmp_path / "videos")), "clip": tiny_clip_file,
               "val": videos.val_list, "classes": videos.class_names_file, "tmp": tmp_path}
     assert main([a.format(**values) for a in args]) == 2
