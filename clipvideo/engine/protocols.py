@@ -220,13 +220,13 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
         report["half_classes"] = half_class_accuracy(result.scores, result.labels, draws)
     if spec.splits:
         rows = []
-        for index, split in enumerate(spec.splits, 1):
-            split_names = read_class_names(split.class_file)
-            texts = vocabulary_texts(score.model, split.class_file, split_names,
-                                     f"kinetics600_zs_split{index}" if name == "kinetics600" else described)
+        for split in spec.splits:
+            split_names, split_class_file = read_class_names(split.class_file), split.class_file
+            # K600's subsets have their own description files (zs_split<s>_classes.csv -> kinetics600_zs_split<s>)
+            source = f"kinetics600_{Path(split.class_file).stem.removesuffix('_classes')}" if name == "kinetics600" else described
             if classes:  # --classes names the classes the splits pick by id from the default vocabulary
-                split_names = _renamed(split_names, default_names, names)
-                texts = vocabulary_texts(score.model, class_file, split_names, described)
+                split_names, split_class_file, source = _renamed(split_names, default_names, names), class_file, described
+            texts = vocabulary_texts(score.model, split_class_file, split_names, source)
             rows.append(_row(split.name, score(split.list_file, split_names, texts), len(split_names)))
         report["splits"] = {"kind": spec.split_kind, **summarize_splits(rows)}
     report["views"], report["precision"] = score.views, score.precision
