@@ -239,6 +239,26 @@ def cmd_fewshot_lists(args) -> int:
     return 0
 
 
+def cmd_lists(args) -> int:
+    import shlex
+
+    from .data import folders
+    from .engine.config import ConfigError
+
+    try:
+        lists = folders.write_lists(args.folder, args.out, args.val, args.seed)
+    except folders.FolderDatasetError as error:
+        raise ConfigError(str(error)) from None
+    for line in folders.report(lists):
+        print(line)
+    print(f"wrote {lists.train_list}, {lists.val_list}, {lists.class_names}")
+    settings = {"root": lists.scan.root, "train_list": lists.train_list, "val_list": lists.val_list,
+                "class_names": lists.class_names, "separator": '"\\t"'}  # YAML double quotes: a tab
+    print("use them with: --set " + " ".join(shlex.quote(f"data.{k}={v}") for k, v in settings.items())
+          + f" (or paste {lists.settings} into a recipe)")
+    return 0
+
+
 def cmd_fewshot(args) -> int:
     from .engine.protocols import run_fewshot
 
@@ -437,6 +457,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rawframes", action="store_true", help="'<dir> <num_frames> <label>' lines")
     p.add_argument("--separator", help="column separator (default: whitespace)")
     p.set_defaults(func=cmd_fewshot_lists)
+
+    p = sub.add_parser("lists", help="train/val lists and a class file from a folder of class sub-folders",
+                       description="Scan FOLDER/<class>/<videos> (any depth, any video extension), probe each video, "
+                                   "and write a seeded, stratified train/val split (tab-separated lists), classes.csv "
+                                   "and data.yaml into --out. Unreadable and duplicate files are named and left out "
+                                   "(failures.txt). Training with data.root=FOLDER and no lists does the same "
+                                   "automatically in the run folder.")
+    p.add_argument("folder", help="dataset folder with one sub-folder per class")
+    p.add_argument("--val", type=float, default=0.2, help="share of each class held out for validation (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument("--out", required=True, help="folder for train.txt, val.txt, classes.csv, data.yaml")
+    p.set_defaults(func=cmd_lists)
 
     p = sub.add_parser("fewshot", help="train and test on seeded K-shot lists, mean ± std over seeds")
     add_config(p)

@@ -4,6 +4,7 @@ Imports no model code. See ``docs/data.md`` for list formats, frame-index conven
 order of multi-view testing, decoding backends and what happens to bad input.
 """
 
+from . import folders
 from .annotations import (
     AnnotationError,
     TarIndex,

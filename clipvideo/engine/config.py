@@ -57,6 +57,8 @@ class DataConfig:
     dummy_length: int = 64  # samples in the dummy dataset
     num_classes: int | None = None  # default: from the class-name file, else the largest label + 1
     multi_label: bool = False  # lists with several labels per line (ActivityNet): multi-hot targets, mAP in evaluation
+    val_fraction: float = 0.2  # class-folder dataset (data.root=FOLDER/<class>/<videos>, no lists): share held out per class
+    split_seed: int = 0  # class-folder dataset: seed of the stratified train/val split
 
 
 @dataclass

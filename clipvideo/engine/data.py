@@ -33,6 +33,33 @@ def read_class_texts(data: DataConfig) -> list[str] | None:
     return [name if text == name else f"{name}: {text}" for name, text in zip(names, descriptions)]
 
 
+def folder_dataset(data: DataConfig, out_dir: str | Path, write: bool = True) -> list[str]:
+    """A class-folder dataset (data.root=FOLDER/<class>/<videos>, no lists) as lists in out_dir/folder_lists.
+
+    Fills data.train_list, val_list, class_names and separator so the run (and its saved config and
+    model files) reads them like any list. `write=False` only fills the paths (the other processes
+    of a torchrun job, after the main one wrote them). Returns the lines to show the user once.
+    """
+    if data.dummy or data.store or data.train_list or data.val_list or not data.root:
+        return []
+    if not video_data.folders.is_class_folder_dataset(data.root):
+        return []
+    if data.class_names:
+        raise ConfigError("data.class_names: a class-folder dataset takes its classes from the folder names; leave "
+                          "it empty, or write lists with `clipvideo lists` and set data.train_list/val_list")
+    out = Path(out_dir) / "folder_lists"
+    lines = []
+    if write:
+        try:
+            lists = video_data.folders.write_lists(data.root, out, data.val_fraction, data.split_seed)
+        except video_data.folders.FolderDatasetError as error:
+            raise ConfigError(f"data.root: {error}") from None
+        lines = video_data.folders.report(lists)
+    data.train_list, data.val_list = str(out / "train.txt"), str(out / "val.txt")
+    data.class_names, data.separator = str(out / "classes.csv"), video_data.folders.SEPARATOR
+    return lines
+
+
 def _num_classes(data: DataConfig, class_names) -> int | None:
     return data.num_classes or (len(class_names) if class_names else None)
 

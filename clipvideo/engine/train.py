@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..methods import METHODS
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
-from .data import build_eval_dataset, build_train_dataset, mix_collate, read_class_texts, read_classes
+from .data import build_eval_dataset, build_train_dataset, folder_dataset, mix_collate, read_class_texts, read_classes
 from .distributed import all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import autocast, resolve_precision
@@ -326,8 +326,12 @@ def fit(config: Config, resume: str | None = None) -> dict:
     run_dir = Path(config.output_dir)
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for line in folder_dataset(config.data, run_dir):  # FOLDER/<class>/<videos>: lists written once
+            log.info("%s", line)
         save_config(config, run_dir / "config.yaml")
     barrier()
+    if not dist.is_main:
+        folder_dataset(config.data, run_dir, write=False)
     train_cfg = config.train
     seed = train_cfg.seed
     random.seed(seed)
