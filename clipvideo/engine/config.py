@@ -65,6 +65,7 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimiser steps (step-based recipes such as EVL)
+    max_minutes: float | None = None  # wall-time budget: stop after the epoch that passes it (`clipvideo compare`)
     batch_size: int = 8  # clips per process per step (before accumulation)
     accumulation_steps: int = 1  # optimiser step every N batches
     optimizer: str = "adamw"  # adamw | sgd

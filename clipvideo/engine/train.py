@@ -441,7 +441,9 @@ def fit(config: Config, resume: str | None = None) -> dict:
     eval_precision = resolve_precision(config.test.precision, dist.device, "test.precision")
     if resume_rng is not None:  # restored last, so nothing above draws from the resumed streams
         ckpt.set_rng_state(resume_rng)
-    while state["epoch"] < epochs and state["step"] < total_steps:
+    started = time.monotonic()
+    out_of_time = False
+    while state["epoch"] < epochs and state["step"] < total_steps and not out_of_time:
         epoch = state["epoch"]
         seeded.epoch = epoch
         batches_done = state["step_in_epoch"] * train_cfg.accumulation_steps
@@ -452,7 +454,10 @@ def fit(config: Config, resume: str | None = None) -> dict:
                                 run_log, steps_per_epoch)
         _report_bad_videos(train_set, epoch)
         row = {"epoch": epoch + 1, **stats}
-        last_epoch = epoch + 1 >= epochs or state["step"] >= total_steps
+        out_of_time = bool(train_cfg.max_minutes) and (time.monotonic() - started) / 60 >= train_cfg.max_minutes
+        if out_of_time and epoch + 1 < epochs:
+            log.info("train.max_minutes=%g reached after epoch %d of %d: stopping", train_cfg.max_minutes, epoch + 1, epochs)
+        last_epoch = epoch + 1 >= epochs or state["step"] >= total_steps or out_of_time
         every = train_cfg.eval_every
         if eval_loader is not None and (last_epoch or (every and (epoch + 1) % every == 0)):
             eval_model = ema.module if ema is not None else model
