@@ -48,6 +48,7 @@ class DataConfig:
     color_jitter: float = 0.0  # probability of colour jitter
     grayscale: float = 0.0  # probability of grayscale
     randaugment: bool = False  # RandAugment (applied alike to all frames)
+    augment_on: str = "worker"  # worker: the whole train transform in the DataLoader workers | device: workers crop (uint8), flip/colour/RandAugment/normalisation/Mixup run batched where the model runs
     normalization: str = "clip"  # "clip" or "imagenet" mean/std
     mixup: float = 0.0  # Mixup alpha (0 = off)
     cutmix: float = 0.0  # CutMix alpha (0 = off)

@@ -139,12 +139,32 @@ def eval_short_side(data: DataConfig, test: TestConfig, for_test: bool = False) 
     return side
 
 
+AUGMENT_ON = ("worker", "device")
+
+
+def _train_transform(data: DataConfig):
+    if data.augment_on not in AUGMENT_ON:
+        raise ConfigError(f"data.augment_on: expected one of {', '.join(AUGMENT_ON)}, got {data.augment_on!r}")
+    mean, std = normalization(data)
+    return video_data.build_train_transform(
+        size=data.input_size, scale=tuple(data.scale), short_side=train_short_side(data), crop=train_crop(data),
+        flip=data.flip, color_jitter=data.color_jitter, grayscale=data.grayscale, randaugment=data.randaugment,
+        mean=mean, std=std, on_device=data.augment_on == "device",
+    )
+
+
+def batch_augment(data: DataConfig):
+    """data.augment_on=device: the BatchAugment the training loop applies to each uint8 batch; else None."""
+    if data.augment_on != "device" or data.dummy:
+        return None
+    return _train_transform(data)[1]
+
+
 def build_train_dataset(data: DataConfig, class_names=None):
     if data.format not in ("video", "rawframes"):
         raise ConfigError(f"data.format: expected 'video' or 'rawframes', got {data.format!r}")
-    mean, std = normalization(data)
+    transform = _train_transform(data)  # every transform setting checked, dummy data too
     num_classes = _num_classes(data, class_names)
-    short_side, crop = train_short_side(data), train_crop(data)
     check_sampling(data)
     if data.dummy:
         return video_data.DummyVideoDataset(data.dummy_length, data.num_frames, data.input_size, num_classes or 2)
@@ -152,18 +172,8 @@ def build_train_dataset(data: DataConfig, class_names=None):
         raise ConfigError("data.train_list is empty: set it to your training list (or data.dummy=true)")
     if not Path(data.train_list).is_file():
         raise ConfigError(f"data.train_list: {data.train_list} does not exist")
-    transform = video_data.build_train_transform(
-        size=data.input_size,
-        scale=tuple(data.scale),
-        short_side=short_side,
-        crop=crop,
-        flip=data.flip,
-        color_jitter=data.color_jitter,
-        grayscale=data.grayscale,
-        randaugment=data.randaugment,
-        mean=mean,
-        std=std,
-    )
+    if data.augment_on == "device":
+        transform = transform[0]  # resize and crop only: uint8 clips to the main process
     return video_data.VideoClipDataset(
         data.train_list, transform=transform, num_classes=num_classes, train=True, **_list_options(data)
     )
@@ -211,4 +221,5 @@ def mix_collate(data: DataConfig, num_classes: int, label_smoothing: float):
         cutmix_alpha=data.cutmix,
         label_smoothing=label_smoothing,
         prob=data.mix_prob,
+        in_collate=data.augment_on != "device" or data.dummy,  # on the device: mixed after BatchAugment
     )

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..methods import METHODS
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
-from .data import build_eval_dataset, build_train_dataset, folder_dataset, mix_collate, read_class_texts, read_classes
+from .data import batch_augment, build_eval_dataset, build_train_dataset, folder_dataset, mix_collate, read_class_texts, read_classes
 from .distributed import all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import autocast, resolve_precision
@@ -196,8 +196,12 @@ class RunLog:
             self.writer.close()
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, config, dist, run_log, bar_total):
-    """One pass over this rank's share of the training clips; updates `state` (step counters)."""
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, config, dist, run_log, bar_total,
+                    augment=None, mixer=None):
+    """One pass over this rank's share of the training clips; updates `state` (step counters).
+
+    `augment` (data.augment_on: device) turns each uint8 batch into normalised clips on the device,
+    and `mixer` then applies Mixup/CutMix there."""
     train = config.train
     model.train()
     device = dist.device
@@ -209,6 +213,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, con
     for batch_index, (video, target, _) in enumerate(loader):
         video = video.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
+        if augment is not None:
+            video = augment(video)
+        if mixer is not None:
+            video, target = mixer.mix(video, target)
         last_micro = (batch_index + 1) % accumulation == 0
         sync = nullcontext() if (last_micro or not dist.enabled) else model.no_sync()
         with sync:
@@ -347,6 +355,8 @@ def fit(config: Config, resume: str | None = None) -> dict:
     seeded = SeededSamples(train_set, seed)
     sampler = EpochSampler(len(seeded), train_cfg.batch_size, seed, dist.rank, dist.world_size)
     collate = mix_collate(config.data, num_classes, train_cfg.label_smoothing)
+    augment = batch_augment(config.data)  # data.augment_on: device
+    mixer = collate if collate is not None and not collate.in_collate else None
     loader = DataLoader(seeded, batch_size=train_cfg.batch_size, sampler=sampler, drop_last=True,
                         num_workers=config.data.num_workers, collate_fn=collate, pin_memory=dist.device.type == "cuda",
                         generator=torch.Generator().manual_seed(seed + dist.rank))  # own stream: a resume does not shift the global one
@@ -451,7 +461,7 @@ def fit(config: Config, resume: str | None = None) -> dict:
         if hasattr(train_set, "reset_bad_videos"):
             train_set.reset_bad_videos()
         stats = train_one_epoch(train_model, loader, optimizer, scheduler, scaler, ema, state, config, dist,
-                                run_log, steps_per_epoch)
+                                run_log, steps_per_epoch, augment, mixer)
         _report_bad_videos(train_set, epoch)
         row = {"epoch": epoch + 1, **stats}
         out_of_time = bool(train_cfg.max_minutes) and (time.monotonic() - started) / 60 >= train_cfg.max_minutes
