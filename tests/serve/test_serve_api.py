@@ -48,7 +48,7 @@ def test_describe_and_predict_on_a_real_server(tiny_clip_file, video_file):
         assert result["video"] == "my clip.mp4"  # the client's name, never the server's temp path
         assert sorted(t["label"] for t in result["top"]) == ["jumping", "running", "swimming"]
         assert sum(t["score"] for t in result["top"]) == pytest.approx(1.0, abs=1e-4)
-        assert result["views"] == "8 frames x 1 clips x 1 crop" and result["num_views"] == 1
+        assert result["views"] == "8 frames x 1 clip x 1 crop" and result["num_views"] == 1
         assert result["num_frames_in_video"] == 20 and result["precision"] == "fp32"
         assert result["seconds"] > 0 and result["num_classes"] == 3
         sampled = sorted({i for clip in result["clips"] for i in clip})
