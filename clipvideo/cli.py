@@ -12,7 +12,7 @@
     clipvideo export model.pt --format onnx model.onnx --check
     clipvideo zeroshot CONFIG --checkpoint model.pt --dataset ucf101       # protocols: docs/protocols.md
     clipvideo b2n CONFIG --checkpoint s1.pt s2.pt s3.pt --dataset kinetics400
-    clipvideo fewshot-lists train.txt --shots 2 4 8 16 --seed 0 1 2 --out lists/
+    clipvideo fewshot-lists train.txt --shots 2 4 8 16 --seeds 0 1 2 --out lists/
     torchrun --nproc_per_node=4 -m clipvideo train CONFIG      # DDP on 4 processes
     clipvideo serve --checkpoint runs/x/model.pt               # web page + JSON API on 127.0.0.1:8000
 """
@@ -531,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("list", help="the full training list")
     p.add_argument("--shots", type=_positive, nargs="+", default=[2, 4, 8, 16],
                    help="videos per class, K (default: 2 4 8 16)")
-    p.add_argument("--seeds", "--seed", dest="seeds", type=int, nargs="+", default=[0], help=SEEDS_HELP)
+    p.add_argument("--seeds", "--seed", dest="seeds", type=int, nargs="+", default=[0, 1, 2], help=SEEDS_HELP)
     p.add_argument("--out", required=True, help="folder for <list>_<K>shot_seed<S>.txt")
     p.add_argument("--rawframes", action="store_true", help="'<dir> <num_frames> <label>' lines")
     p.add_argument("--separator", help="list column separator (default: whitespace)")
@@ -627,6 +627,13 @@ def main(argv: list[str] | None = None) -> int:
     except known as error:
         # Bad input: one clear line, no traceback.
         print(f"clipvideo {args.command}: error: {one_line(error, 2000)}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # A path that cannot be written or read (not a folder, no permission, disk full): the path
+        # and the system's reason, without Python's "[Errno N]".
+        where = ": ".join(str(f) for f in (error.filename, error.filename2) if f is not None)
+        reason = error.strerror or one_line(error)
+        print(f"clipvideo {args.command}: error: {where + ': ' if where else ''}{reason}", file=sys.stderr)
         return 2
     except FloatingPointError as error:
         # A non-finite loss stops every process together; the first one says why, once.

@@ -5,7 +5,8 @@ option or key and what to do; no traceback. Exit statuses (docs/reliability.md):
 
     0    done
     1    done, but some inputs failed (predict: an unreadable video; prepare: a video that failed)
-    2    bad input: an option, file, checkpoint, recipe, list or device that cannot be used
+    2    bad input: an option, file, checkpoint, recipe, list or device that cannot be used, or a
+         path that cannot be read or written (the path and the system's reason)
     3    training stopped on a non-finite loss
     130  interrupted (Ctrl-C)
     141  the reader of stdout went away (`clipvideo models | head -2`): as git and a shell report a
@@ -31,7 +32,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from .protocols import ProtocolError
 
     return (CommandLineError, ConfigError, CheckpointError, AnnotationError, VideoDecodeError, StoreError,
-            ProtocolError, FileNotFoundError, IsADirectoryError, PermissionError)
+            ProtocolError)
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:
