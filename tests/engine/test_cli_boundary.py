@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from clipvideo import vocabulary, zoo
+from clipvideo import zoo
 from clipvideo.cli import build_parser, main
 
 
@@ -172,7 +172,7 @@ def test_fewshot_seeds_take_either_spelling(tmp_path, capsys):
 
 
 def test_one_dataset_vocabulary_for_the_zoo_and_the_protocols(capsys):
-    from clipvideo import protocols
+    from clipvideo import protocols, vocabulary
 
     assert vocabulary.canonical("K400") == vocabulary.canonical("Kinetics-400") == "kinetics400"
     assert protocols.canonical("k400") == "kinetics400" and protocols.canonical("sthv2") == "ssv2"
