@@ -269,13 +269,15 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     from clipvideo.cli import main
 
     assert main(["serve", "--port", "1"]) == 2
-    assert capsys.readouterr().err.strip() == ('clipvideo serve: error: give --checkpoint CKPT, or --backbone '
-                                               'CLIP.pt with --classes "a,b,c"')
+    assert capsys.readouterr().err.strip() == ('clipvideo serve: error: serve needs a model: --checkpoint FILE (a '
+                                               'clipvideo model file), --model NAME (a released model, `clipvideo '
+                                               'models` lists them) or --backbone CLIP --classes "a,b,c" (zero-shot '
+                                               'on your class names)')
     assert main(["serve", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
     assert capsys.readouterr().err.strip() == f"clipvideo serve: error: {tmp_path / 'nope.pt'}: no such checkpoint"
     assert main(["serve", "--backbone", "x.pt", "--classes", "a", "--max-upload-mb", "0"]) == 2
-    assert capsys.readouterr().err.strip() == ("clipvideo serve: error: --max-upload-mb must be > 0 and "
-                                               "--queue-size >= 0")
+    assert capsys.readouterr().err.strip() == ("clipvideo serve: error: --max-upload-mb and --max-decoded-mb must "
+                                               "be > 0 and --queue-size >= 0")
     # Without the web extra: what to install, in one line.
     monkeypatch.setitem(sys.modules, "fastapi", None)  # `import fastapi` now fails as if it were absent
     for name in ("clipvideo.serve", "clipvideo.serve.app", "clipvideo.serve.upload"):
