@@ -97,6 +97,16 @@ def test_a_gpu_that_is_not_there_is_one_line(bad_files, capsys, monkeypatch, dev
         assert_one_line(err, argv[0], f"--device {device}: PyTorch sees no CUDA GPU", "--device cpu")
 
 
+def test_train_on_a_gpu_that_is_not_there_is_one_line(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "frozen" / "tiny_synthetic.yaml"
+    status, _, err = _run(["train", recipe, "--set", "train.device=cuda", "--output-dir", tmp_path / "run"], capsys)
+    assert status == 2
+    assert_one_line(err, "train", "train.device=cuda: PyTorch sees no CUDA GPU", "train.device=cpu")
+
+
 def test_usage_errors_are_one_line_naming_the_help(capsys):
     status, _, err = _run(["predict", "video.mp4", "--top-k", "0"], capsys)
     assert status == 2 and err.count("\n") == 1
