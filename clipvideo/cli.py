@@ -93,7 +93,7 @@ def cmd_predict(args) -> int:
     else:
         for r in results:
             if r.error:
-                print(f"{r.video}: ERROR {r.error}")
+                print(f"{r.video}: ERROR {r.error.removeprefix(f'{r.video}: ')}")  # the path once
                 continue
             print(f"{r.video}  ({plural(r.num_frames_in_video, 'frame')}; {plural(r.num_views, 'view')}: {r.views}; "
                   f"{predictor.precision})")

@@ -210,3 +210,12 @@ def test_convert_lists_its_methods(capsys):
     assert all(method in out for method in IMPORTERS)
     status, _, err = _run(["convert", "clip4clip", "a.pth", "b.pt"], capsys)
     assert status == 2 and all(method in err for method in IMPORTERS)
+
+
+def test_an_unreadable_video_in_predict_names_its_path_once_without_errno(tiny_clip_file, bad_files, capsys):
+    garbage = bad_files / "garbage.mp4"
+    garbage.write_bytes(bytes(range(256)) * 12)
+    status, out, err = _run(["predict", garbage, "--backbone", tiny_clip_file, "--classes", "a,b", "--precision", "fp32"],
+                            capsys)
+    assert status == 1 and err == ""
+    assert out.startswith(f"{garbage}: ERROR unreadable") and out.count(str(garbage)) == 1 and "Errno" not in out
