@@ -139,6 +139,9 @@ def cmd_prepare(args) -> int:
         if args.merge:
             report = merge_store(args.merge)
             print(json.dumps(report, indent=2) if args.json else format_report(report))
+            if report["failed"]:
+                print(f"{plural(report['failed'], 'video')} failed; each with its reason in "
+                      f"{os.path.join(args.merge, 'failures.txt')}", file=sys.stderr)
             return 0
         if not args.list or not args.out:
             raise StoreError("give LIST and --out STORE (or --merge STORE after sharded runs)")
