@@ -267,6 +267,51 @@ def cmd_fewshot_lists(args) -> int:
     return 0
 
 
+def cmd_lists(args) -> int:
+    import shlex
+
+    from .data import folders
+    from .engine.config import ConfigError
+
+    try:
+        lists = folders.write_lists(args.folder, args.out, args.val, args.seed)
+    except folders.FolderDatasetError as error:
+        raise ConfigError(str(error)) from None
+    for line in folders.report(lists):
+        print(line)
+    print(f"wrote {lists.train_list}, {lists.val_list}, {lists.class_names}")
+    settings = {"root": lists.scan.root, "train_list": lists.train_list, "val_list": lists.val_list,
+                "class_names": lists.class_names, "separator": '"\\t"'}  # YAML double quotes: a tab
+    print("use them with: --set " + " ".join(shlex.quote(f"data.{k}={v}") for k, v in settings.items())
+          + f" (or paste {lists.settings} into a recipe)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .engine.compare import CompareSettings, compare, format_table
+    from .engine.config import ConfigError
+
+    if not os.path.isdir(args.data):  # before any row starts (each row would fail with its own traceback)
+        raise ConfigError(f"{args.data}: no such folder; expected a class-folder dataset FOLDER/<class>/<videos>")
+    checkpoints = {}
+    for item in args.checkpoint or []:
+        method, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"--checkpoint {item!r}: expected METHOD=FILE, e.g. xclip=xclip_k400.pt")
+        checkpoints[method] = path
+    settings = CompareSettings(
+        data=args.data, out=args.out, methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+        backbone=args.backbone, epochs=args.epochs, minutes=args.minutes, num_frames=args.frames,
+        input_size=args.input_size, val_fraction=args.val, seed=args.seed, num_clips=args.num_clips,
+        num_crops=args.num_crops, batch_size=args.batch_size, device=args.device, precision=args.precision,
+        overrides=args.set or [], checkpoints=checkpoints, zero_shot=args.zero_shot, resume=args.resume,
+        flip=not args.no_flip)
+    rows = compare(settings)
+    print(format_table(rows))
+    print(f"wrote {args.out}/compare.md, compare.json, compare.png; each row's recipe: {args.out}/<method>/recipe.yaml")
+    return 1 if any("error" in row for row in rows) else 0
+
+
 def cmd_fewshot(args) -> int:
     from .engine.protocols import run_fewshot
 
@@ -538,6 +583,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for <list>_<K>shot_seed<S>.txt")
     p.add_argument("--rawframes", action="store_true", help="'<dir> <num_frames> <label>' lines")
     p.add_argument("--separator", help="list column separator (default: whitespace)")
+
+    p = _command(sub, "lists", "train/val lists and a class file from a folder of class sub-folders",
+                 "Scan FOLDER/<class>/<videos> (any depth, any video extension), probe each video, "
+                 "and write a seeded, stratified train/val split (tab-separated lists), classes.csv "
+                 "and data.yaml into --out. Unreadable and duplicate files are named and left out "
+                 "(failures.txt). Training with data.root=FOLDER and no lists does the same "
+                 "automatically in the run folder.", cmd_lists)
+    p.add_argument("folder", help="dataset folder with one sub-folder per class")
+    p.add_argument("--val", type=float, default=0.2, help="share of each class held out for validation (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument("--out", required=True, help="folder for train.txt, val.txt, classes.csv, data.yaml")
+
+    p = _command(sub, "compare", "train and evaluate several methods on one folder dataset, one table",
+                 "Train each method on a class-folder dataset (FOLDER/<class>/<videos>) under the "
+                 "same budget, frames, input size, views, split and seed; test each on the same "
+                 "validation videos; report top-1, mean-class accuracy, training seconds per clip, "
+                 "inference clips/s, peak memory, parameters and GFLOPs per view as a table, JSON "
+                 "and a plot. Without --backbone a random tiny CLIP is used (a try-out).",
+                 cmd_compare)
+    p.add_argument("data", help="class-folder dataset")
+    p.add_argument("--methods", default="frozen,evl,aim,xclip,text4vis,froster",
+                   help="comma-separated methods (default: all six; frozen = frame mean + linear probe)")
+    p.add_argument("--backbone", help="CLIP weights (OpenAI .pt, open_clip, safetensors); default: random tiny CLIP")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs per method (default 10)")
+    p.add_argument("--minutes", type=float, help="wall-time budget per method; stops after the epoch that passes it")
+    p.add_argument("--frames", type=int, default=8, help="frames per clip, all methods (default 8)")
+    p.add_argument("--input-size", type=int, help="crop size (default: the backbone's resolution)")
+    p.add_argument("--val", type=float, default=0.2, help="share of each class held out for validation (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default 0)")
+    p.add_argument("--num-clips", type=int, default=1, help="test clips per video (default 1)")
+    p.add_argument("--num-crops", type=int, default=1, choices=(1, 3), help="test crops per clip (default 1)")
+    p.add_argument("--batch-size", type=int, default=8, help="training and test batch (default 8)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--precision", default="fp32", help="training and test precision: fp32, bf16 (default fp32)")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flips (for left/right classes)")
+    p.add_argument("--checkpoint", nargs="+", metavar="METHOD=FILE",
+                   help="zero-shot rows from released text models, e.g. xclip=xclip_k400.pt (no training)")
+    p.add_argument("--zero-shot", action="store_true", help="add a frozen-CLIP zero-shot row (needs --backbone)")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                   help="recipe overrides for every row (train.lr=1e-4) or one (evl:train.lr=1e-4)")
+    p.add_argument("--out", required=True, help="output folder (table, JSON, plot, one sub-folder per row)")
+    p.add_argument("--resume", action="store_true", help="skip finished rows, continue an interrupted one")
 
     p = _command(sub, "fewshot", "train and test on seeded K-shot lists, mean ± std over seeds",
                  "For each seed, draw K videos per class from the training list, train the recipe on them, test "

@@ -4,6 +4,7 @@ Imports no model code. See ``docs/data.md`` for list formats, frame-index conven
 order of multi-view testing, decoding backends and what happens to bad input.
 """
 
+from . import folders
 from .annotations import (
     AnnotationError,
     TarIndex,
@@ -33,6 +34,7 @@ from .sampling import (
     segment_train_indices,
 )
 from .transforms import (
+    BatchAugment,
     CLIP_MEAN,
     CLIP_STD,
     IMAGENET_MEAN,
@@ -56,7 +58,7 @@ __all__ = [
     "BACKENDS", "KeyframeIndex", "KeyframeIndexCache", "VideoDecodeError", "VideoReader", "available_backends",
     "build_keyframe_index", "decode_frames", "open_video", "read_rawframes", "video_fps", "video_num_frames",
     "PROTOCOLS", "FrameSampler", "dense_test_indices", "dense_train_indices", "segment_test_indices", "segment_train_indices",
-    "CLIP_MEAN", "CLIP_STD", "IMAGENET_MEAN", "IMAGENET_STD", "MixupCutmixCollate", "MultiScaleCrop",
+    "BatchAugment", "CLIP_MEAN", "CLIP_STD", "IMAGENET_MEAN", "IMAGENET_STD", "MixupCutmixCollate", "MultiScaleCrop",
     "NormalizeClip", "RandomShortSide", "TestTransform", "build_test_transform", "build_train_transform", "mixup_cutmix_collate",
     "smooth_one_hot", "soft_target_cross_entropy",
 ]

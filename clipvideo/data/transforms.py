@@ -112,6 +112,40 @@ def _normalize(mean, std) -> list[v2.Transform]:
 TRAIN_CROPS = ("random_resized", "random", "multiscale")
 
 
+def _train_steps(size, scale, ratio, short_side, crop, flip, color_jitter, grayscale, randaugment):
+    """(geometry, photometric) steps of the train transform; both uint8 -> uint8."""
+    if crop not in TRAIN_CROPS:
+        raise ValueError(f"crop must be one of {TRAIN_CROPS}, got {crop!r}")
+    geometry: list[v2.Transform] = []
+    sides = [] if short_side is None else [short_side] if isinstance(short_side, int) else list(short_side)
+    if len(sides) == 1:
+        geometry.append(v2.Resize(sides[0], antialias=True))
+    elif len(sides) == 2:
+        geometry.append(RandomShortSide(sides[0], sides[1]))
+    elif sides:
+        raise ValueError(f"short_side must be one size or a [low, high] range, got {short_side!r}")
+    if crop == "multiscale":
+        geometry.append(MultiScaleCrop(size))
+    elif crop == "random":
+        geometry.append(v2.RandomCrop(size, pad_if_needed=True))
+    else:
+        geometry.append(v2.RandomResizedCrop(size, scale=scale, ratio=ratio, antialias=True))
+    photometric: list[v2.Transform] = []
+    if flip:
+        photometric.append(v2.RandomHorizontalFlip(p=0.5))
+    if color_jitter > 0:
+        photometric.append(v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=color_jitter))
+    if grayscale > 0:
+        photometric.append(v2.RandomGrayscale(p=grayscale))
+    if randaugment is True:
+        randaugment = (4, 7)
+    if randaugment:
+        num_ops, magnitude = randaugment
+        # 11 bins make ``magnitude`` index the 0..10 scale directly
+        photometric.append(v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=11))
+    return geometry, photometric
+
+
 def build_train_transform(
     size: int = 224,
     scale: tuple[float, float] = (0.08, 1.0),
@@ -124,7 +158,8 @@ def build_train_transform(
     randaugment: bool | tuple[int, int] | None = None,
     mean: Sequence[float] = CLIP_MEAN,
     std: Sequence[float] = CLIP_STD,
-) -> v2.Compose:
+    on_device: bool = False,
+):
     """Train-time transform: uint8 ``(T, 3, H, W)`` -> normalised float ``(T, 3, size, size)``.
 
     ``short_side`` resizes the frames first: None or ``[]`` keeps them, ``256`` or ``[256]`` sets
@@ -138,36 +173,40 @@ def build_train_transform(
     ``color_jitter``/``grayscale``: probabilities of ColorJitter(0.4, 0.4, 0.2, 0.1) and of grayscale.
     ``randaugment=(num_ops, magnitude)`` with magnitude on the 0-10 scale of timm and MMAction2;
     ``True`` means (4, 7), the setting of EVL and of AIM on SSv2.
+
+    ``on_device=True`` splits the same steps in two and returns ``(worker, device)``: ``worker``
+    (resize and crop: uint8 ``(T, 3, size, size)``) runs in the DataLoader workers, and ``device``
+    (:class:`BatchAugment`: flip, colour, RandAugment, normalisation) runs on whole uint8 batches
+    where the model runs. Each clip still draws its own parameters from the same distributions.
     """
-    if crop not in TRAIN_CROPS:
-        raise ValueError(f"crop must be one of {TRAIN_CROPS}, got {crop!r}")
-    steps: list[v2.Transform] = []
-    sides = [] if short_side is None else [short_side] if isinstance(short_side, int) else list(short_side)
-    if len(sides) == 1:
-        steps.append(v2.Resize(sides[0], antialias=True))
-    elif len(sides) == 2:
-        steps.append(RandomShortSide(sides[0], sides[1]))
-    elif sides:
-        raise ValueError(f"short_side must be one size or a [low, high] range, got {short_side!r}")
-    if crop == "multiscale":
-        steps.append(MultiScaleCrop(size))
-    elif crop == "random":
-        steps.append(v2.RandomCrop(size, pad_if_needed=True))
-    else:
-        steps.append(v2.RandomResizedCrop(size, scale=scale, ratio=ratio, antialias=True))
-    if flip:
-        steps.append(v2.RandomHorizontalFlip(p=0.5))
-    if color_jitter > 0:
-        steps.append(v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=color_jitter))
-    if grayscale > 0:
-        steps.append(v2.RandomGrayscale(p=grayscale))
-    if randaugment is True:
-        randaugment = (4, 7)
-    if randaugment:
-        num_ops, magnitude = randaugment
-        # 11 bins make ``magnitude`` index the 0..10 scale directly
-        steps.append(v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=11))
-    return v2.Compose(steps + _normalize(mean, std))
+    geometry, photometric = _train_steps(size, scale, ratio, short_side, crop, flip, color_jitter, grayscale,
+                                         randaugment)
+    if on_device:
+        return v2.Compose(geometry), BatchAugment(photometric, mean, std)
+    return v2.Compose(geometry + photometric + _normalize(mean, std))
+
+
+class BatchAugment:
+    """The photometric half of the train transform on a batch, on any device: uint8
+    ``(B, T, 3, S, S)`` -> normalised float32. Each clip draws its own flip, colour and RandAugment
+    parameters (the same for all its frames), as in the worker path; normalisation is one batched op."""
+
+    def __init__(self, steps: Sequence[v2.Transform], mean: Sequence[float], std: Sequence[float]):
+        self.per_clip = v2.Compose(list(steps)) if steps else None
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+
+    def __call__(self, clips: torch.Tensor) -> torch.Tensor:
+        if clips.dtype != torch.uint8:
+            raise TypeError(f"BatchAugment expects uint8 clips (data.augment_on: device), got {clips.dtype}")
+        if self.per_clip is not None:
+            clips = torch.stack([self.per_clip(clip) for clip in clips])
+        scale = 1.0 / (255.0 * self.std.to(clips.device))
+        shift = -self.mean.to(clips.device) / self.std.to(clips.device)
+        return clips.to(torch.float32, memory_format=torch.contiguous_format).mul_(scale).add_(shift)
+
+    def __repr__(self) -> str:
+        return f"BatchAugment({self.per_clip}, mean={tuple(self.mean.flatten().tolist())})"
 
 
 class TestTransform:
@@ -258,6 +297,7 @@ class MixupCutmixCollate:
         label_smoothing: float = 0.1,
         prob: float = 1.0,
         switch_prob: float = 0.5,
+        in_collate: bool = True,
     ):
         if mixup_alpha <= 0 and cutmix_alpha <= 0 and prob > 0:
             raise ValueError("set mixup_alpha or cutmix_alpha > 0, or prob=0 for label smoothing only")
@@ -267,6 +307,7 @@ class MixupCutmixCollate:
         self.label_smoothing = label_smoothing
         self.prob = prob
         self.switch_prob = switch_prob
+        self.in_collate = in_collate
 
     def targets(self, labels: list) -> torch.Tensor:
         if isinstance(labels[0], torch.Tensor) and labels[0].ndim == 1:  # multi-hot
@@ -277,8 +318,15 @@ class MixupCutmixCollate:
         clips = torch.stack([sample[0] for sample in batch])  # (B, T, 3, H, W)
         targets = self.targets([sample[1] for sample in batch])  # (B, K)
         indices = torch.as_tensor([sample[2] for sample in batch])
-        if torch.rand(()) >= self.prob:
+        if not self.in_collate:  # data.augment_on: device -- mixed after the batch augmentation, there
             return clips, targets, indices
+        clips, targets = self.mix(clips, targets)
+        return clips, targets, indices
+
+    def mix(self, clips: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mix a float batch (B, T, 3, H, W) and its (B, K) targets, on whatever device they are."""
+        if torch.rand(()) >= self.prob:
+            return clips, targets
         use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha <= 0 or torch.rand(()) < self.switch_prob)
         alpha = self.cutmix_alpha if use_cutmix else self.mixup_alpha
         lam = float(torch.distributions.Beta(alpha, alpha).sample())
@@ -295,8 +343,7 @@ class MixupCutmixCollate:
             lam = 1.0 - (bottom - top) * (right - left) / (height * width)
         else:
             clips = clips * lam + partner * (1.0 - lam)
-        targets = targets * lam + targets.flip(0) * (1.0 - lam)
-        return clips, targets, indices
+        return clips, targets * lam + targets.flip(0) * (1.0 - lam)
 
 
 def mixup_cutmix_collate(
@@ -306,10 +353,12 @@ def mixup_cutmix_collate(
     label_smoothing: float = 0.1,
     prob: float = 1.0,
     switch_prob: float = 0.5,
+    in_collate: bool = True,
 ) -> MixupCutmixCollate:
     """A DataLoader ``collate_fn`` doing Mixup/CutMix with label smoothing; see
-    :class:`MixupCutmixCollate`. X-CLIP's setting is the default."""
-    return MixupCutmixCollate(num_classes, mixup_alpha, cutmix_alpha, label_smoothing, prob, switch_prob)
+    :class:`MixupCutmixCollate`. X-CLIP's setting is the default. ``in_collate=False``: the collate
+    only stacks and smooths the targets, and ``.mix`` runs later on the batch (device augmentation)."""
+    return MixupCutmixCollate(num_classes, mixup_alpha, cutmix_alpha, label_smoothing, prob, switch_prob, in_collate)
 
 
 def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -93,8 +93,13 @@ def _build(config: Config, device: torch.device):
 
 
 def bench_model(config: Config, device: torch.device, batch_size: int = 1, repeats: int = 3,
-                precisions: tuple[str, ...] = ("fp32", "bf16")) -> list[dict]:
-    model, _, shape = _build(config, device)
+                precisions: tuple[str, ...] = ("fp32", "bf16"), model: torch.nn.Module | None = None) -> list[dict]:
+    """Forward clips/s and peak memory of the recipe's model (or of `model`, fed the recipe's clip shape)."""
+    if model is None:
+        model, _, shape = _build(config, device)
+    else:
+        model = model.to(device)
+        shape = (config.data.num_frames, 3, config.data.input_size, config.data.input_size)
     model.eval()
     video = torch.randn(batch_size, *shape, device=device)
     rows = []

@@ -48,6 +48,7 @@ class DataConfig:
     color_jitter: float = 0.0  # probability of colour jitter
     grayscale: float = 0.0  # probability of grayscale
     randaugment: bool = False  # RandAugment (applied alike to all frames)
+    augment_on: str = "worker"  # worker: the whole train transform in the DataLoader workers | device: workers crop (uint8), flip/colour/RandAugment/normalisation/Mixup run batched where the model runs
     normalization: str = "clip"  # "clip" or "imagenet" mean/std
     mixup: float = 0.0  # Mixup alpha (0 = off)
     cutmix: float = 0.0  # CutMix alpha (0 = off)
@@ -57,12 +58,15 @@ class DataConfig:
     dummy_length: int = 64  # samples in the dummy dataset
     num_classes: int | None = None  # default: from the class-name file, else the largest label + 1
     multi_label: bool = False  # lists with several labels per line (ActivityNet): multi-hot targets, mAP in evaluation
+    val_fraction: float = 0.2  # class-folder dataset (data.root=FOLDER/<class>/<videos>, no lists): share held out per class
+    split_seed: int = 0  # class-folder dataset: seed of the stratified train/val split
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimiser steps (step-based recipes such as EVL)
+    max_minutes: float | None = None  # wall-time budget: stop after the epoch that passes it (`clipvideo compare`)
     batch_size: int = 8  # clips per process per step (before accumulation)
     accumulation_steps: int = 1  # optimiser step every N batches
     optimizer: str = "adamw"  # adamw | sgd

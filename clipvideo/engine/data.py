@@ -33,6 +33,33 @@ def read_class_texts(data: DataConfig) -> list[str] | None:
     return [name if text == name else f"{name}: {text}" for name, text in zip(names, descriptions)]
 
 
+def folder_dataset(data: DataConfig, out_dir: str | Path, write: bool = True) -> list[str]:
+    """A class-folder dataset (data.root=FOLDER/<class>/<videos>, no lists) as lists in out_dir/folder_lists.
+
+    Fills data.train_list, val_list, class_names and separator so the run (and its saved config and
+    model files) reads them like any list. `write=False` only fills the paths (the other processes
+    of a torchrun job, after the main one wrote them). Returns the lines to show the user once.
+    """
+    if data.dummy or data.store or data.train_list or data.val_list or not data.root:
+        return []
+    if not video_data.folders.is_class_folder_dataset(data.root):
+        return []
+    if data.class_names:
+        raise ConfigError("data.class_names: a class-folder dataset takes its classes from the folder names; leave "
+                          "it empty, or write lists with `clipvideo lists` and set data.train_list/val_list")
+    out = Path(out_dir) / "folder_lists"
+    lines = []
+    if write:
+        try:
+            lists = video_data.folders.write_lists(data.root, out, data.val_fraction, data.split_seed)
+        except video_data.folders.FolderDatasetError as error:
+            raise ConfigError(f"data.root: {error}") from None
+        lines = video_data.folders.report(lists)
+    data.train_list, data.val_list = str(out / "train.txt"), str(out / "val.txt")
+    data.class_names, data.separator = str(out / "classes.csv"), video_data.folders.SEPARATOR
+    return lines
+
+
 def _num_classes(data: DataConfig, class_names) -> int | None:
     return data.num_classes or (len(class_names) if class_names else None)
 
@@ -112,12 +139,32 @@ def eval_short_side(data: DataConfig, test: TestConfig, for_test: bool = False) 
     return side
 
 
+AUGMENT_ON = ("worker", "device")
+
+
+def _train_transform(data: DataConfig):
+    if data.augment_on not in AUGMENT_ON:
+        raise ConfigError(f"data.augment_on: expected one of {', '.join(AUGMENT_ON)}, got {data.augment_on!r}")
+    mean, std = normalization(data)
+    return video_data.build_train_transform(
+        size=data.input_size, scale=tuple(data.scale), short_side=train_short_side(data), crop=train_crop(data),
+        flip=data.flip, color_jitter=data.color_jitter, grayscale=data.grayscale, randaugment=data.randaugment,
+        mean=mean, std=std, on_device=data.augment_on == "device",
+    )
+
+
+def batch_augment(data: DataConfig):
+    """data.augment_on=device: the BatchAugment the training loop applies to each uint8 batch; else None."""
+    if data.augment_on != "device" or data.dummy:
+        return None
+    return _train_transform(data)[1]
+
+
 def build_train_dataset(data: DataConfig, class_names=None):
     if data.format not in ("video", "rawframes"):
         raise ConfigError(f"data.format: expected 'video' or 'rawframes', got {data.format!r}")
-    mean, std = normalization(data)
+    transform = _train_transform(data)  # every transform setting checked, dummy data too
     num_classes = _num_classes(data, class_names)
-    short_side, crop = train_short_side(data), train_crop(data)
     check_sampling(data)
     if data.dummy:
         return video_data.DummyVideoDataset(data.dummy_length, data.num_frames, data.input_size, num_classes or 2)
@@ -125,18 +172,8 @@ def build_train_dataset(data: DataConfig, class_names=None):
         raise ConfigError("data.train_list is empty: set it to your training list (or data.dummy=true)")
     if not Path(data.train_list).is_file():
         raise ConfigError(f"data.train_list: {data.train_list} does not exist")
-    transform = video_data.build_train_transform(
-        size=data.input_size,
-        scale=tuple(data.scale),
-        short_side=short_side,
-        crop=crop,
-        flip=data.flip,
-        color_jitter=data.color_jitter,
-        grayscale=data.grayscale,
-        randaugment=data.randaugment,
-        mean=mean,
-        std=std,
-    )
+    if data.augment_on == "device":
+        transform = transform[0]  # resize and crop only: uint8 clips to the main process
     return video_data.VideoClipDataset(
         data.train_list, transform=transform, num_classes=num_classes, train=True, **_list_options(data)
     )
@@ -184,4 +221,5 @@ def mix_collate(data: DataConfig, num_classes: int, label_smoothing: float):
         cutmix_alpha=data.cutmix,
         label_smoothing=label_smoothing,
         prob=data.mix_prob,
+        in_collate=data.augment_on != "device" or data.dummy,  # on the device: mixed after BatchAugment
     )

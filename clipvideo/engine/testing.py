@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, build_config, merge, parse_overrides
-from .data import build_eval_dataset, read_class_texts, read_classes
+from .data import build_eval_dataset, folder_dataset, read_class_texts, read_classes
 from .distributed import barrier, init_distributed, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import resolve_precision
@@ -44,6 +44,12 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
               if k in stored and stored[k] != getattr(config.data, k)]
     if differ:
         log.warning("the recipe feeds %s differently from how it was trained/converted: %s", checkpoint, ", ".join(differ))
+    if dist.is_main:
+        for line in folder_dataset(config.data, config.output_dir):  # FOLDER/<class>/<videos>: its val split
+            log.info("%s", line)
+    barrier()
+    if not dist.is_main:
+        folder_dataset(config.data, config.output_dir, write=False)
     class_names = read_classes(config.data)
     if class_names is not None:
         if getattr(model, "uses_text", False):

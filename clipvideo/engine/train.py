@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..methods import METHODS
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
-from .data import build_eval_dataset, build_train_dataset, mix_collate, read_class_texts, read_classes
+from .data import batch_augment, build_eval_dataset, build_train_dataset, folder_dataset, mix_collate, read_class_texts, read_classes
 from .distributed import all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import autocast, resolve_precision
@@ -196,8 +196,12 @@ class RunLog:
             self.writer.close()
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, config, dist, run_log, bar_total):
-    """One pass over this rank's share of the training clips; updates `state` (step counters)."""
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, config, dist, run_log, bar_total,
+                    augment=None, mixer=None):
+    """One pass over this rank's share of the training clips; updates `state` (step counters).
+
+    `augment` (data.augment_on: device) turns each uint8 batch into normalised clips on the device,
+    and `mixer` then applies Mixup/CutMix there."""
     train = config.train
     model.train()
     device = dist.device
@@ -209,6 +213,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, con
     for batch_index, (video, target, _) in enumerate(loader):
         video = video.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
+        if augment is not None:
+            video = augment(video)
+        if mixer is not None:
+            video, target = mixer.mix(video, target)
         last_micro = (batch_index + 1) % accumulation == 0
         sync = nullcontext() if (last_micro or not dist.enabled) else model.no_sync()
         with sync:
@@ -326,8 +334,12 @@ def fit(config: Config, resume: str | None = None) -> dict:
     run_dir = Path(config.output_dir)
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for line in folder_dataset(config.data, run_dir):  # FOLDER/<class>/<videos>: lists written once
+            log.info("%s", line)
         save_config(config, run_dir / "config.yaml")
     barrier()
+    if not dist.is_main:
+        folder_dataset(config.data, run_dir, write=False)
     train_cfg = config.train
     seed = train_cfg.seed
     random.seed(seed)
@@ -343,6 +355,8 @@ def fit(config: Config, resume: str | None = None) -> dict:
     seeded = SeededSamples(train_set, seed)
     sampler = EpochSampler(len(seeded), train_cfg.batch_size, seed, dist.rank, dist.world_size)
     collate = mix_collate(config.data, num_classes, train_cfg.label_smoothing)
+    augment = batch_augment(config.data)  # data.augment_on: device
+    mixer = collate if collate is not None and not collate.in_collate else None
     loader = DataLoader(seeded, batch_size=train_cfg.batch_size, sampler=sampler, drop_last=True,
                         num_workers=config.data.num_workers, collate_fn=collate, pin_memory=dist.device.type == "cuda",
                         generator=torch.Generator().manual_seed(seed + dist.rank))  # own stream: a resume does not shift the global one
@@ -437,7 +451,9 @@ def fit(config: Config, resume: str | None = None) -> dict:
     eval_precision = resolve_precision(config.test.precision, dist.device, "test.precision")
     if resume_rng is not None:  # restored last, so nothing above draws from the resumed streams
         ckpt.set_rng_state(resume_rng)
-    while state["epoch"] < epochs and state["step"] < total_steps:
+    started = time.monotonic()
+    out_of_time = False
+    while state["epoch"] < epochs and state["step"] < total_steps and not out_of_time:
         epoch = state["epoch"]
         seeded.epoch = epoch
         batches_done = state["step_in_epoch"] * train_cfg.accumulation_steps
@@ -445,10 +461,13 @@ def fit(config: Config, resume: str | None = None) -> dict:
         if hasattr(train_set, "reset_bad_videos"):
             train_set.reset_bad_videos()
         stats = train_one_epoch(train_model, loader, optimizer, scheduler, scaler, ema, state, config, dist,
-                                run_log, steps_per_epoch)
+                                run_log, steps_per_epoch, augment, mixer)
         _report_bad_videos(train_set, epoch)
         row = {"epoch": epoch + 1, **stats}
-        last_epoch = epoch + 1 >= epochs or state["step"] >= total_steps
+        out_of_time = bool(train_cfg.max_minutes) and (time.monotonic() - started) / 60 >= train_cfg.max_minutes
+        if out_of_time and epoch + 1 < epochs:
+            log.info("train.max_minutes=%g reached after epoch %d of %d: stopping", train_cfg.max_minutes, epoch + 1, epochs)
+        last_epoch = epoch + 1 >= epochs or state["step"] >= total_steps or out_of_time
         every = train_cfg.eval_every
         if eval_loader is not None and (last_epoch or (every and (epoch + 1) % every == 0)):
             eval_model = ema.module if ema is not None else model

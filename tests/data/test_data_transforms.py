@@ -210,3 +210,83 @@ def test_train_transform_rejects_unknown_crop_and_bad_short_side():
         build_train_transform(size=32, crop="center")
     with pytest.raises(ValueError, match="one size or a \\[low, high\\] range"):
         build_train_transform(size=32, short_side=[200, 224, 256])
+
+
+# ---------------------------------------------------------------------------------------------
+# data.augment_on: device -- the same augmentation, split between the workers and the device
+
+
+def _pattern_clip(num_frames: int = 2) -> torch.Tensor:
+    """A clip with structure every augmentation changes: gradients, a bright left-side block, colour."""
+    y, x = torch.meshgrid(torch.arange(96.0), torch.arange(128.0), indexing="ij")
+    image = torch.stack([x * 2, y * 2.5, 255 - x - y / 2]).clamp(0, 255)
+    image[:, 20:60, 10:40] = torch.tensor([250.0, 40.0, 90.0])[:, None, None]
+    return image.to(torch.uint8).expand(num_frames, 3, 96, 128).contiguous()
+
+
+def _clip_statistics(clips: torch.Tensor) -> torch.Tensor:
+    """(N, T, 3, S, S) float -> (N, 6): per-channel means, overall std, left-minus-right mean, frame-0 mean."""
+    half = clips.shape[-1] // 2
+    return torch.stack([*clips.mean(dim=(1, 3, 4)).T, clips.std(dim=(1, 2, 3, 4)),
+                        clips[..., :half].mean(dim=(1, 2, 3, 4)) - clips[..., half:].mean(dim=(1, 2, 3, 4))], dim=1)
+
+
+@pytest.fixture
+def one_thread():
+    """Many small ops: one thread avoids the scheduler stalls of 2 threads on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_device_augmentation_draws_from_the_same_distributions_as_the_worker_path(one_thread):
+    """Kolmogorov-Smirnov on per-clip statistics of 300 clips each way: flip (left-right balance),
+    colour jitter and grayscale (channel means), RandAugment and the crop (std)."""
+    from scipy.stats import ks_2samp
+
+    options = dict(size=32, scale=(0.3, 1.0), flip=True, color_jitter=0.8, grayscale=0.2, randaugment=(2, 9))
+    clip = _pattern_clip()
+    torch.manual_seed(0)
+    worker = build_train_transform(**options)
+    one_piece = torch.stack([worker(clip) for _ in range(300)])
+    geometry, device = build_train_transform(**options, on_device=True)
+    torch.manual_seed(1)
+    cropped = torch.stack([geometry(clip) for _ in range(300)])
+    assert cropped.dtype == torch.uint8 and cropped.shape == (300, 2, 3, 32, 32)
+    split = torch.cat([device(batch) for batch in cropped.split(16)])
+    assert split.dtype == torch.float32 and split.shape == one_piece.shape
+    a, b = _clip_statistics(one_piece), _clip_statistics(split)
+    for column in range(a.shape[1]):
+        result = ks_2samp(a[:, column].numpy(), b[:, column].numpy())
+        assert result.pvalue > 1e-3, (column, result)
+    # The test can fail: without its RandAugment and jitter, the device half draws another distribution.
+    plain = build_train_transform(size=32, scale=(0.3, 1.0), flip=True, on_device=True)[1]
+    other = _clip_statistics(torch.cat([plain(batch) for batch in cropped.split(16)]))
+    assert min(ks_2samp(a[:, c].numpy(), other[:, c].numpy()).pvalue for c in range(a.shape[1])) < 1e-6
+
+
+def test_device_augmentation_draws_per_clip_and_treats_frames_alike(one_thread):
+    geometry, device = build_train_transform(size=48, flip=True, randaugment=(2, 9), on_device=True)
+    torch.manual_seed(0)
+    clips = torch.stack([geometry(_pattern_clip(3)) for _ in range(16)])
+    out = device(clips)
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 0], out[:, 2])  # one draw per clip
+    same_input = device(clips[:1].expand(16, -1, -1, -1, -1).contiguous())
+    assert len({tuple(v.flatten()[:64].tolist()) for v in same_input[:, 0]}) > 4  # not one draw per batch
+    with pytest.raises(TypeError, match="uint8"):
+        device(out)
+
+
+def test_mixing_on_the_device_equals_mixing_in_the_collate():
+    from clipvideo.data import mixup_cutmix_collate
+
+    batch = [(torch.rand(2, 3, 8, 8), label, index) for index, label in enumerate([0, 1, 2, 1])]
+    torch.manual_seed(3)
+    in_collate = mixup_cutmix_collate(3, 0.8, 1.0, 0.1)(batch)
+    torch.manual_seed(3)
+    later = mixup_cutmix_collate(3, 0.8, 1.0, 0.1, in_collate=False)
+    clips, targets, _ = later(batch)
+    assert torch.equal(clips, torch.stack([b[0] for b in batch]))  # not mixed yet
+    mixed = later.mix(clips, targets)
+    assert torch.equal(mixed[0], in_collate[0]) and torch.equal(mixed[1], in_collate[1])

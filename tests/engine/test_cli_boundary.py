@@ -65,6 +65,8 @@ def bad_inputs(d):
         (["text4vis-lda", d / "missing.yaml"], "missing.yaml"),
         (["average", d / "run", "--epochs", "1-2", d / "avg.pt"], "run"),
         (["demo", "--output-dir", d / "a_file" / "runs"], "a_file"),
+        (["lists", d / "no_folder", "--out", d / "lists"], "no_folder"),
+        (["compare", d / "no_folder", "--out", d / "compared"], "no_folder"),
     ]
 
 
@@ -160,10 +162,10 @@ def test_an_option_means_the_same_in_every_command():
             for option in action.option_strings:
                 if option in ("--device", "--json", "--precision", "--checkpoint", "--model", "--num-frames",
                               "--top-k", "--seeds", "--separator"):
-                    if option == "--precision" and name == "bench":
-                        continue  # bench times several precisions (a list); the others run one
-                    if option == "--checkpoint" and name == "b2n":
-                        continue  # one per split
+                    if option == "--precision" and name in ("bench", "compare"):
+                        continue  # bench times several precisions; compare trains (fp32 by default)
+                    if option == "--checkpoint" and name in ("b2n", "compare"):
+                        continue  # one per split / METHOD=FILE rows
                     key = (action.default, action.help if option != "--checkpoint" else None)
                     assert seen.setdefault(option, key) == key, f"clipvideo {name} {option} differs: {key}"
     assert seen["--device"][0] == "auto"

@@ -1,6 +1,7 @@
 """Fixtures of the FROSTER tests: the official-code tensors and official-format files built from them."""
 
 import json
+import lzma
 from pathlib import Path
 
 import pytest
@@ -55,17 +56,14 @@ def original_state(fixture) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def official_files(official_state, original_state, tmp_path_factory) -> dict[str, Path]:
-    """Files laid out like the official ones: the averaged release `{'model_state': ...}`, an epoch
-    checkpoint (teacher `raw_model.*`, optimiser, yaml cfg, scaler) and an OpenAI-style original."""
+    """Files laid out like the official ones: the averaged release `{'model_state': ...}`, the epoch
+    checkpoint the official training code wrote (teacher `raw_model.*`, optimiser, dumped yacs cfg;
+    tests/fixtures/froster/make_fixture.py, stored xz-compressed) and an OpenAI-style original."""
     folder = tmp_path_factory.mktemp("froster_official")
     files = {"averaged": folder / "swa_2_12.pth", "epoch": folder / "checkpoint_epoch_00012.pyth",
              "original": folder / "ViT-tiny.pt"}
     torch.save({"model_state": official_state}, files["averaged"])
-    teacher = {f"raw_model.{k}": v.float() for k, v in original_state.items()}
-    cfg = "DATA:\n  NUM_FRAMES: 4\n  SAMPLING_RATE: 16\nMODEL:\n  ARCH: vitb16\n"
-    torch.save({"epoch": 12, "model_state": {**official_state, **teacher},
-                "optimizer_state": {"state": {}, "param_groups": []}, "cfg": cfg, "scaler_state": None},
-               files["epoch"])
+    files["epoch"].write_bytes(lzma.decompress((FIXTURES / "checkpoint_epoch_00012.pyth.xz").read_bytes()))
     extras = {"input_resolution": torch.tensor(32), "context_length": torch.tensor(77), "vocab_size": torch.tensor(49408)}
     torch.save({**original_state, **extras}, files["original"])
     return files

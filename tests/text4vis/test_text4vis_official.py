@@ -11,7 +11,7 @@ from clipvideo.clip import CheckpointError, Transformer
 from clipvideo.official.text4vis import load_official_text4vis
 
 CHECKPOINT = FIXTURES / "official_ckpt_tiny.pt"
-TOLERANCE = 1e-4  # fp32; measured max difference 5.4e-7 (docs/text4vis.md)
+TOLERANCE = 5e-6  # fp32; measured max difference 1.7e-6 on logits (docs/text4vis.md)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,8 @@ def test_views_averaged_as_features_match_official_test(model, fixture):
         logits = model.logits_from_features(features)
         per_view_probs = torch.stack([model(views[:, v]).softmax(-1) for v in range(3)], 1).mean(1)
     scale = model.clip.logit_scale.exp()  # ours: the learned scale; official test: a fixed 100
-    torch.testing.assert_close(logits * 100 / scale, fixture["test_similarity_views"], atol=TOLERANCE, rtol=0)
+    # Compared on the logits' scale: the official 100 x cosine is 5x larger, and so is its rounding.
+    torch.testing.assert_close(logits, fixture["test_similarity_views"] * scale / 100, atol=TOLERANCE, rtol=0)
     assert (per_view_probs - (logits).softmax(-1)).abs().max() > 1e-3  # probability averaging is not the same
 
 
