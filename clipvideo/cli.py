@@ -47,6 +47,7 @@ def cmd_train(args) -> int:
 
 def cmd_test(args) -> int:
     from .engine.testing import run_test
+    from .errors import plural
 
     if args.config is None:  # the checkpoint's own data and test settings
         from .engine.testing import config_from_checkpoint
@@ -59,7 +60,7 @@ def cmd_test(args) -> int:
     print(f"views: {metrics['views']} ({metrics['precision']})")
     summary = f"mAP {metrics['mAP']:.2f}" if "mAP" in metrics else f"mean class {metrics['mean_class_accuracy']:.2f}"
     print(f"top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  {summary}"
-          f"  on {metrics['num_videos']} videos ({metrics['failed_videos']} unreadable, counted as wrong)")
+          f"  on {plural(metrics['num_videos'], 'video')} ({metrics['failed_videos']} unreadable, counted as wrong)")
     return 0
 
 
@@ -201,6 +202,7 @@ def cmd_bench(args) -> int:
 
 def cmd_models(args) -> int:
     from . import zoo
+    from .errors import plural
 
     entries = zoo.list_models(args.method, args.dataset)
     if args.markdown:
@@ -215,7 +217,7 @@ def cmd_models(args) -> int:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-    print(f"{len(entries)} models; cache: {zoo.cache_dir()}")
+    print(f"{plural(len(entries), 'model')}; cache: {zoo.cache_dir()}")
     return 0
 
 
