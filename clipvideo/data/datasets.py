@@ -39,6 +39,13 @@ BAD_REASONS = ("", "missing file", "unreadable", "no video stream", "zero frames
                "decode error", "missing frame file", "other")
 
 
+def views_text(num_frames: int, num_clips: int, num_crops: int) -> str:
+    """`8 frames x 4 clips x 1 crop`: the test views, in words."""
+    from ..errors import plural
+
+    return f"{plural(num_frames, 'frame')} x {plural(num_clips, 'clip')} x {plural(num_crops, 'crop')}"
+
+
 class VideoClipDataset(torch.utils.data.Dataset):
     """One clip per video from a list file (formats in :mod:`clipvideo.data.annotations`).
 
@@ -207,7 +214,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         ) from last_error
 
     def describe(self) -> str:
-        return f"{self.num_frames} frames x 1 clips x 1 crops"
+        return views_text(self.num_frames, 1, 1)
 
     def __repr__(self) -> str:
         kind = "rawframes" if self.rawframes else f"videos ({self.backend})"
@@ -259,7 +266,7 @@ class MultiViewTestDataset(VideoClipDataset):
         return self._blank.clone()
 
     def describe(self) -> str:
-        return f"{self.num_frames} frames x {self.num_clips} clips x {self.num_crops} crops"
+        return views_text(self.num_frames, self.num_clips, self.num_crops)
 
 
 class DummyVideoDataset(torch.utils.data.Dataset):
@@ -291,4 +298,4 @@ class DummyVideoDataset(torch.utils.data.Dataset):
 
     def describe(self) -> str:
         views = self.num_views or 1
-        return f"{self.num_frames} frames x {views} clips x 1 crops (dummy)"
+        return views_text(self.num_frames, views, 1) + " (dummy)"

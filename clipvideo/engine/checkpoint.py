@@ -9,6 +9,7 @@ import dataclasses
 import os
 import random
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,13 @@ import torch
 
 from .. import __version__
 from ..clip import CheckpointError
+from ..errors import safe_load_reason
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def atomic_save(obj, path: str | Path) -> None:
@@ -26,6 +34,8 @@ def atomic_save(obj, path: str | Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+        # mkstemp makes the file 0600; a model file is shared like any other output (0644 under umask 022).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -145,10 +155,12 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a file
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: cannot read the checkpoint: {safe_load_reason(error)}; expected a clipvideo "
+                              "model.pt or checkpoint_last.pt (official releases: `clipvideo convert`)") from None
 
 
 def model_from_payload(payload: dict, path: str | Path = "checkpoint", num_classes: int | None = None):

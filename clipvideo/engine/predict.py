@@ -181,7 +181,7 @@ def predict_video(predictor: Predictor, path: str, top_k: int = 5, num_clips: in
         batch = batch.flatten(0, 1) if batch.dim() == 6 else batch  # three-crop transforms add an axis
     except video_data.VideoDecodeError as error:
         return Prediction(str(path), [], "", 0, 0, error=str(error))
-    description = f"{data.num_frames} frames x {len(views)} clips x {predictor.num_crops} crop{'s' if predictor.num_crops > 1 else ''}"
+    description = video_data.views_text(data.num_frames, len(views), predictor.num_crops)
     try:
         with autocast(predictor.device, predictor.precision):
             logits = predictor.model(batch.to(predictor.device))  # (V, K)

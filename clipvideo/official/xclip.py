@@ -18,6 +18,7 @@ the converter's defaults are mean = std = 0.5 on 0-1 after a 224 short-side resi
 """
 
 import json
+import math
 import pickle
 import re
 import warnings
@@ -85,21 +86,78 @@ _ALLOWED = {
 }
 
 
+# A file is untrusted input: its pickle names the sizes it wants, so every read is bounded by
+# what the archive actually holds, and nothing inflates without limit (a zip bomb).
+MAX_PICKLE_BYTES = 256 * 2**20  # data.pkl of a training file is kilobytes (a yacs config and key names)
+MAX_INFLATION = 64  # a deflated member may expand to 64x its compressed size ...
+MIN_INFLATION_BOUND = 64 * 2**20  # ... or to 64 MiB, whichever is larger (zero tensors compress very well)
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, size: int | None = None, path="checkpoint") -> bytes:
+    """Exactly `size` bytes of a member (all of it when None), read in a bounded way: never more than
+    the member declares, and a compressed member never more than MAX_INFLATION times its compressed size."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise CheckpointError(f"{path}: archive member {name} is missing (a damaged or incomplete file)") from None
+    wanted = info.file_size if size is None else size
+    if wanted > info.file_size:
+        raise CheckpointError(f"{path}: {name} holds {info.file_size} bytes but the file's index asks for {wanted} "
+                              "(a damaged or crafted file)")
+    if info.compress_type != zipfile.ZIP_STORED and wanted > max(MIN_INFLATION_BOUND, MAX_INFLATION * info.compress_size):
+        raise CheckpointError(f"{path}: {name} would inflate from {info.compress_size} to {wanted} bytes; refused as a "
+                              "possible zip bomb (torch.save stores tensors uncompressed)")
+    with archive.open(name) as member:
+        data = member.read(wanted)  # a bounded read: the zip stream is decompressed only this far
+    if len(data) != wanted:
+        raise CheckpointError(f"{path}: {name} ends after {len(data)} of {wanted} bytes (a truncated file)")
+    return data
+
+
+def _checked_rebuild_tensor(storage, offset, size, stride, *unused):
+    """`_rebuild_tensor_v2` for untrusted sizes: every element the view reaches must lie in its storage."""
+    if not (isinstance(offset, int) and isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)
+            and all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride))):
+        raise pickle.UnpicklingError(f"tensor with invalid size {size!r}, stride {stride!r} or offset {offset!r}")
+    elements = math.prod(size)
+    if elements:
+        last = offset + sum((length - 1) * step for length, step in zip(size, stride))
+        if last >= storage.numel() or elements > storage.numel():
+            raise pickle.UnpicklingError(f"tensor of size {list(size)}, stride {list(stride)} at offset {offset} does not "
+                                         f"fit its storage of {storage.numel()} elements")
+    return torch.as_strided(storage, size, stride, offset)
+
+
 class _CheckpointUnpickler(_TorchScriptUnpickler):
-    """Tensors and storages as in the backbone's archive reader; containers from `_ALLOWED`;
-    anything else becomes a PickledObject subclass named after it."""
+    """Tensors and storages as in the backbone's archive reader, with sizes checked against what
+    the archive holds; containers from `_ALLOWED`; anything else becomes a PickledObject subclass."""
 
     def find_class(self, module, name):
         if module == "__builtin__":  # protocol-2 files name Python 2's module
             module = "builtins"
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
-        if module == "torch._utils" and name == "_rebuild_tensor_v2" or module == "torch" and name.endswith("Storage"):
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _checked_rebuild_tensor
+        if module == "torch" and name.endswith("Storage"):
             try:
                 return super().find_class(module, name)
             except pickle.UnpicklingError:
                 pass
         return _placeholder(module, name)
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5):
+            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
+        kind, storage_type, key, _location, numel = pid
+        if kind != "storage" or not hasattr(storage_type, "dtype") or not isinstance(numel, int) or numel < 0:
+            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
+        if key not in self.storages:
+            dtype = storage_type.dtype
+            itemsize = torch.empty((), dtype=dtype).element_size()
+            raw = bytearray(_read_member(self.archive, f"{self.prefix}/data/{key}", numel * itemsize, self.path))
+            self.storages[key] = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+        return self.storages[key]
 
 
 def read_checkpoint(path: str | Path):
@@ -115,11 +173,20 @@ def read_checkpoint(path: str | Path):
         if pkl is None:
             raise CheckpointError(f"{path}: zip archive without data.pkl: not a torch.save file")
         prefix = pkl.split("/")[0]
-        if f"{prefix}/byteorder" in names and archive.read(f"{prefix}/byteorder").strip() != b"little":
+        if f"{prefix}/byteorder" in names and _read_member(archive, f"{prefix}/byteorder", path=path).strip() != b"little":
             raise CheckpointError(f"{path}: big-endian checkpoints are not supported")
+        if archive.getinfo(pkl).file_size > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"{path}: {pkl} is {archive.getinfo(pkl).file_size} bytes, more than a checkpoint's "
+                                  f"index ever needs ({MAX_PICKLE_BYTES}); refused")
+        unpickler = _CheckpointUnpickler(archive, prefix, _read_member(archive, pkl, path=path))
+        unpickler.path = path
         try:
-            return _CheckpointUnpickler(archive, prefix, archive.read(pkl)).load()
-        except (pickle.UnpicklingError, KeyError, EOFError, ValueError, TypeError) as error:
+            return unpickler.load()
+        except CheckpointError:
+            raise
+        except (pickle.UnpicklingError, KeyError, EOFError, ValueError, TypeError, RuntimeError, IndexError,
+                OverflowError, MemoryError, AttributeError) as error:
+            # crafted or damaged pickles fail in many ways; each is one line naming the file
             raise CheckpointError(f"{path}: cannot read the checkpoint ({type(error).__name__}: {error})") from None
 
 

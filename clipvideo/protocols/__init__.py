@@ -24,13 +24,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import vocabulary
+
 ROOT = Path(__file__).resolve().parent
 
 ZERO_SHOT_DATASETS = ("ucf101", "hmdb51", "k600", "kinetics400", "activitynet", "custom")
 B2N_DATASETS = ("kinetics400", "hmdb51", "ucf101", "ssv2")
-_ALIASES = {"k400": "kinetics400", "kinetics-400": "kinetics400", "k600": "kinetics600", "kinetics-600": "kinetics600",
-            "ucf": "ucf101", "ucf-101": "ucf101", "hmdb": "hmdb51", "hmdb-51": "hmdb51", "anet": "activitynet",
-            "something-something-v2": "ssv2", "sthv2": "ssv2"}
 
 
 class ProtocolError(ValueError):
@@ -46,8 +45,8 @@ def path(relative: str) -> Path:
 
 
 def canonical(dataset: str) -> str:
-    name = dataset.strip().lower()
-    return _ALIASES.get(name, name)
+    """One vocabulary with the zoo (clipvideo/vocabulary.py): k400 = kinetics400."""
+    return vocabulary.canonical(dataset)
 
 
 def class_file(dataset: str) -> Path:

@@ -84,7 +84,7 @@ def test_zeroshot_full_and_half_classes(tmp_path, videos, tiny_clip_file, capsys
                       "--classes", videos.class_names_file, "--list", videos.val_list, "--json")
     full, half = report["full"], report["half_classes"]
     assert (full["num_videos"], full["num_classes"], full["failed_videos"]) == (18, 6, 0)
-    assert report["views"] == "4 frames x 1 clips x 1 crops"
+    assert report["views"] == "4 frames x 1 clip x 1 crop"
     assert len(half["draws"]) == 10 and {d["num_classes"] for d in half["draws"]} == {3}
     assert {d["num_videos"] for d in half["draws"]} == {9}  # 3 classes x 3 val videos
     top1 = np.array([d["top1"] for d in half["draws"]])
