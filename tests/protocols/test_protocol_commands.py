@@ -234,7 +234,7 @@ def test_multi_label_training_with_bce_reports_map(tmp_path, videos, capsys):
     (["zeroshot", "{recipe}", "--checkpoint", "{tmp}/linear.pt", "--dataset", "custom", "--classes", "{classes}", "--list", "{val}"],
      "classifies with a trained head"),
     (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--classes", "{classes}", "--list", "{tmp}/abs.txt",
-      "--draws", "0"], "--draws: the half-class protocol needs at least one draw"),
+      "--draws", "0"], "argument --draws: expected a positive number, got 0"),
     (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--classes", "{classes}", "--list", "{tmp}/multi.txt",
       "--set", "data.multi_label=true"], "zeroshot: data.multi_label is set"),
     (["b2n", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--base-classes", "{classes}", "--novel-classes",
@@ -267,7 +267,11 @@ def test_bad_input_is_one_line(tmp_path, videos, tiny_clip_file, capsys, args, m
     (tmp_path / "six.csv").write_text("id,name\n" + "".join(f"{i},other {name}\n" for i, name in enumerate(CLASSES)))
     values = {"recipe": recipe(tmp_path, videos, root=str(tmp_path / "videos")), "clip": tiny_clip_file,
               "val": videos.val_list, "classes": videos.class_names_file, "tmp": tmp_path}
-    assert main([a.format(**values) for a in args]) == 2
+    try:
+        status = main([a.format(**values) for a in args])
+    except SystemExit as stop:  # an option's own check (argparse) stops before the command runs
+        status = stop.code
+    assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     # the error is one line (the last); log lines about the videos may precede it
     assert err[-1].startswith(f"clipvideo {args[0]}: error: ") and message.format(tmp=tmp_path) in err[-1], err
@@ -365,3 +369,12 @@ def test_fewshot_repeats_the_draw_to_the_full_list_when_the_recipe_says_so(tmp_p
     row = run_fewshot(build_config(values), shots=1, seeds=[0])["splits"][0]
     records = read_video_list(row["train_list"])
     assert len({r.path for r in records}) == 6 and len(records) == 6 * (full // 6) > 6  # Text4Vis: floor(N / (K x C)) copies
+
+
+def test_the_python_api_refuses_zero_half_class_draws():
+    """The CLI's --draws type stops 0 before the command; the API checks it too."""
+    from clipvideo.engine.config import ConfigError, build_config
+    from clipvideo.engine.protocols import run_zeroshot
+
+    with pytest.raises(ConfigError, match="at least one draw"):
+        run_zeroshot(build_config({"method": "frozen"}, "test"), "ucf101", draws=0)
