@@ -21,6 +21,7 @@ Architecture comes from the tensor shapes (width, depth, patch, grid, MLP width,
 (shapes cannot tell) default to width // 64, which is right for timm's ViT-T/S/B/L.
 """
 
+import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -335,3 +336,24 @@ def build(config: Config, num_classes: int, class_names: list[str] | None = None
     if class_names is not None:
         model.class_names = list(class_names)
     return model
+
+
+def write_random_vit(path: str | Path, seed: int = 0, **architecture) -> Path:
+    """A timm ViT weight file with random unit-scale weights, a stand-in for a pretrained file in
+    demos and tests: Linear and patch weights N(0, 1/fan_in), norms 1 / 0, class token and positions
+    N(0, 0.25). (timm's own init, std 0.02, leaves a random tower nearly blind to patch positions,
+    and AIM cannot learn motion direction on it.) `architecture`: VisionTransformer arguments."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    generator = torch.Generator().manual_seed(seed)
+    vit = VisionTransformer(**architecture, num_classes=0, weight_init="skip")
+    with torch.no_grad():
+        for name, param in vit.named_parameters():
+            if param.ndim == 1:
+                param.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif name in ("cls_token", "pos_embed"):
+                param.copy_(0.5 * torch.randn(param.shape, generator=generator))
+            else:
+                param.copy_(torch.randn(param.shape, generator=generator) / math.sqrt(param[0].numel()))
+    torch.save(vit.state_dict(), path)
+    return Path(path)
