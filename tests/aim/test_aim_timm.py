@@ -190,3 +190,36 @@ def test_non_standard_vit_files_are_refused_with_the_key(tmp_path):
     torch.save(sd, path)
     with pytest.raises(CheckpointError, match=r"no 'norm\.weight'"):
         build(Config(backbone=ViTBackboneConfig(pretrained=str(path))), 3)
+
+
+# -- recipes of the two official ImageNet-ViT configs -----------------------------------------------
+
+RECIPES = Path(__file__).resolve().parents[2] / "configs" / "aim"
+
+
+@pytest.mark.parametrize("stem, classes, counts", [
+    ("imagenet_k400_b16_8f", 400, (96_763_792, 10_966_672)),
+    ("imagenet_ssv2_b16_8f", 174, (100_140_462, 14_343_342)),
+])
+def test_imagenet_recipes_follow_the_official_configs(stem, classes, counts):
+    from clipvideo.engine.config import load_config, method_config
+
+    config = load_config(RECIPES / f"{stem}.yaml")
+    assert config.method == "aim_timm"
+    model_config = method_config("aim_timm", config.model)
+    data, train, test = config.data, config.train, config.test
+    assert model_config.backbone.pretrained == "jx_vit_base_p16_224-80ecf9dd.pth"  # the official file name
+    assert data.normalization == model_config.normalization == "imagenet"  # vit_imagenet_*.py img_norm_cfg
+    assert model_config.num_frames == data.num_frames == 8
+    assert (model_config.drop_path_rate, model_config.head_dropout) == (0.2, 0.5)
+    assert (train.lr, train.weight_decay, train.warmup_epochs) == (3e-4, 0.05, 2.5)
+    ssv2 = "ssv2" in stem
+    assert (model_config.second_temporal_adapter, model_config.adapter_scale) == ((True, 1.0) if ssv2 else (False, 0.5))
+    assert train.epochs == (50 if ssv2 else 30) and train.label_smoothing == (0.1 if ssv2 else 0.0)
+    assert data.sampling == model_config.sampling == ("segment" if ssv2 else "dense")
+    assert ssv2 or data.frame_stride == model_config.frame_stride == 16  # Kinetics 8 x 16
+    assert (test.num_clips, test.num_crops, test.views_per_batch) == ((1, 3, 2) if ssv2 else (3, 1, 4))
+    model_config.backbone.pretrained = None  # random weights of the same architecture, no memory
+    with torch.device("meta"):
+        model = build(model_config, classes)
+    assert (model.parameter_counts()["total"], model.parameter_counts()["tunable"]) == counts
