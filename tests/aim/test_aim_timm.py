@@ -223,3 +223,22 @@ def test_imagenet_recipes_follow_the_official_configs(stem, classes, counts):
     with torch.device("meta"):
         model = build(model_config, classes)
     assert (model.parameter_counts()["total"], model.parameter_counts()["tunable"]) == counts
+
+
+def test_convert_writes_a_native_file_that_reloads_with_imagenet_input(official_io, tmp_path):
+    from clipvideo.cli import main
+    from clipvideo.engine.checkpoint import read_checkpoint
+
+    destination = tmp_path / "aim_imagenet_tiny.pt"
+    args = ["convert", "aim", str(FIXTURES / "official_k400_tiny.pth"), str(destination), "--set", "heads=2",
+            "--classes", "a,b,c,d,e"]
+    assert main(args) == 0
+    payload = read_checkpoint(destination)
+    assert payload["method"] == "aim_timm"
+    assert payload["config"]["data"] == {"num_frames": 4, "sampling": "dense", "sampling_protocol": "aim",
+                                         "input_size": 32, "short_side": 32, "normalization": "imagenet",
+                                         "frame_stride": 32, "out_of_bounds": "loop"}
+    model = clipvideo.load(destination)  # rebuilt from the recorded architecture, no weight file needed
+    assert isinstance(model, AIMViT) and model.class_names == ["a", "b", "c", "d", "e"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(video_of(official_io, "k400")), official_io["k400.logits"], atol=ATOL, rtol=0)
