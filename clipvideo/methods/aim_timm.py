@@ -40,7 +40,7 @@ TRAINABLE_KEYS = ("_adapter", "temporal_embedding", "vit.norm.", "head.")
 # Weight-file entries that are not part of the frozen image model: the ImageNet classifier.
 _CLASSIFIER = re.compile(r"^(head|head_dist|pre_logits)\.")
 # Files looked for, in order, when `pretrained` is a folder (a timm / Hugging Face hub download).
-_FOLDER_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+_FOLDER_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclass
@@ -172,8 +172,10 @@ def read_vit_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _named_architecture(name: str, heads: int | None, image_resolution: int | None) -> dict:
-    """The architecture of a timm model name, read off a weightless (meta-device) instance."""
+    """The architecture of a timm model name, read off a weightless (meta-device) instance; names
+    of other layouts (register tokens, layer scale, CLIP-style pre-norm, ...) are refused."""
     import timm
+    from timm.models.vision_transformer import VisionTransformer
 
     try:
         with torch.device("meta"):
@@ -181,8 +183,18 @@ def _named_architecture(name: str, heads: int | None, image_resolution: int | No
     except RuntimeError as error:
         raise ValueError(f"model.backbone.arch: {name!r} is not a timm model ({error}); "
                          "see timm.list_models('vit_*')") from None
-    sd = {k: v for k, v in model.state_dict().items()}
-    return vit_architecture(sd, f"timm model {name!r}", heads, image_resolution)
+    keys = set(model.state_dict())
+    try:
+        architecture = vit_architecture(model.state_dict(), f"timm model {name!r}", heads, image_resolution)
+    except CheckpointError as error:
+        raise ValueError(f"model.backbone.arch: {error}") from None
+    with torch.device("meta"):
+        standard = set(VisionTransformer(**architecture, num_classes=0).state_dict())
+    if keys != standard:
+        differs = sorted(keys ^ standard)[0]
+        raise ValueError(f"model.backbone.arch: {name!r} is not a ViT of the standard layout (class token, "
+                         f"pre-norm blocks, final norm): it differs at {differs!r}")
+    return architecture
 
 
 # ---------------------------------------------------------------------------------------------

@@ -175,6 +175,8 @@ def test_named_timm_architecture_without_weights():
     assert (arch["embed_dim"], arch["depth"], arch["num_heads"], arch["patch_size"], arch["img_size"]) == (384, 12, 6, 32, 64)
     with pytest.raises(ValueError, match=r"'vit_nonexistent' is not a timm model"):
         build(Config(backbone=ViTBackboneConfig(arch="vit_nonexistent")), 4)
+    with pytest.raises(ValueError, match=r"'vit_base_patch16_clip_224' is not a ViT of the standard layout.*norm_pre"):
+        build(Config(backbone=ViTBackboneConfig(arch="vit_base_patch16_clip_224")), 4)  # CLIP towers: method aim
 
 
 def test_non_standard_vit_files_are_refused_with_the_key(tmp_path):
