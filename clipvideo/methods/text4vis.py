@@ -13,7 +13,7 @@ Official code: github.com/whwu95/Text4Vis.
    The paper's other classifiers (`lda`, `random`, `orthogonal`) and an official precomputed
    `text_feats_*.pt` file (`file`) are selectable.
 
-Official behaviour kept: logits to 1e-5 in fp32 for the same weights (tests/text4vis); parameter
+Official behaviour kept: logits to 5e-6 in fp32 for the same weights (tests/text4vis); parameter
 names `fusion_model.*`; the two optimiser groups (visual tower and logit_scale at 0.1x, fusion at
 1x, weight decay on everything). Official quirks not kept are listed in docs/text4vis.md.
 """
