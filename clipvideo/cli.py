@@ -323,7 +323,7 @@ def cmd_fewshot(args) -> int:
 
 
 def cmd_text4vis_lda(args) -> int:
-    from .methods.text4vis import fit_lda_from_recipe
+    from .engine.lda import fit_lda_from_recipe
 
     config = _config(args)
     out = args.out or f"{config.output_dir}/lda_classifier.pt"

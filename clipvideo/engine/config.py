@@ -88,7 +88,7 @@ class TrainConfig:
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     eval_every: int = 1  # evaluate every N epochs (0 = only at the end)
     checkpoint_every_steps: int = 0  # also checkpoint every N steps inside an epoch (0 = per epoch only)
-    keep_epoch_checkpoints: bool = False  # also keep checkpoint_epoch{N:03d}.pt per epoch (for `clipvideo average`)
+    keep_epoch_checkpoints: bool = False  # also keep checkpoint_epoch{N:03d}.pt per epoch, weights only (for `clipvideo average`)
     log_every: int = 10  # steps between JSONL/TensorBoard log lines
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda

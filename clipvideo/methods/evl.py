@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import LayerNorm, QuickGELU
+from ..clip.cpu_precision import fp16_on_cpu
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
-from ..engine.precision import fp16_on_cpu
 
 
 # ---------------------------------------------------------------------------------------------

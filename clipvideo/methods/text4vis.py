@@ -13,7 +13,7 @@ Official code: github.com/whwu95/Text4Vis.
    The paper's other classifiers (`lda`, `random`, `orthogonal`) and an official precomputed
    `text_feats_*.pt` file (`file`) are selectable.
 
-Official behaviour kept: logits to 1e-5 in fp32 for the same weights (tests/text4vis); parameter
+Official behaviour kept: logits to 5e-6 in fp32 for the same weights (tests/text4vis); parameter
 names `fusion_model.*`; the two optimiser groups (visual tower and logit_scale at 0.1x, fusion at
 1x, weight decay on everything). Official quirks not kept are listed in docs/text4vis.md.
 """
@@ -276,8 +276,8 @@ def load_init_checkpoint(model: Text4Vis, path: str) -> None:
     UCF/HMDB/ANet fine-tuning starts from a Kinetics-400 model). Official or native file; every
     tensor the model needs must be there with its shape; the text tower stays the backbone's."""
     from ..clip import CheckpointError
+    from ..clip.checkpoint_io import read_checkpoint
     from ..clip.load import unwrap_state_dict
-    from ..official.xclip import read_checkpoint
 
     raw = read_checkpoint(path)
     sd = unwrap_state_dict(raw.get("model", raw) if isinstance(raw, dict) and "method" in raw else raw, path)
@@ -306,46 +306,5 @@ def build(config: Config, num_classes: int, class_names: list[str] | None = None
     return model
 
 
-# ---------------------------------------------------------------------------------------------
-# LDA classifier from a seeded per-class sample of the training list (clipvideo.data.splits)
-
-
-@torch.no_grad()
-def fit_lda_from_recipe(config, output: str | Path, per_class: int = 60, seed: int = 0,
-                        device: str = "cpu") -> Path:
-    """Embed a seeded per-class sample of `data.train_list` with the frozen CLIP image tower
-    (centre view, mean over frames), fit LDA, save the (K, E) classifier to `output`.
-
-    The paper used 60 videos per Kinetics-400 class (about 10% of the training set).
-    """
-    from ..engine.config import TestConfig
-    from ..engine.data import build_eval_dataset, read_classes
-
-    data = config.data
-    class_names = read_classes(data)
-    dataset = build_eval_dataset(data, TestConfig(num_clips=1, num_crops=1), class_names, list_file=data.train_list)
-    labels = [record.labels[0] for record in dataset.records]
-    num_classes = len(class_names) if class_names else dataset.num_classes
-    subset = sample_per_class(labels, per_class, seed, allow_fewer=True)
-    model_config = config.model if isinstance(config.model, Config) else None
-    if model_config is None:
-        from ..engine.config import method_config
-        model_config = method_config("text4vis", config.model)
-    clip = build_clip(model_config.backbone, with_text=False).to(device).eval()
-    features, targets = [], []
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, subset), batch_size=8,
-                                         num_workers=data.num_workers)
-    for views, label, _index, valid in loader:
-        frames = views[:, 0].to(device)  # (B, T, 3, H, W): the single view
-        embeddings = clip.encode_image(frames.flatten(0, 1)).view(*frames.shape[:2], -1).mean(dim=1)
-        features.append(embeddings[valid].float().cpu())
-        targets.append(label[valid])
-    weights = lda_classifier(torch.cat(features), torch.cat(targets), num_classes)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(weights, output)
-    return output
-
-
 __all__ = ["Config", "Text4Vis", "TransfFusion", "build", "lda_classifier", "random_classifier",
-           "orthogonal_classifier", "read_classifier_file", "fit_lda_from_recipe", "load_init_checkpoint"]
+           "orthogonal_classifier", "read_classifier_file", "load_init_checkpoint"]

@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 from ..clip import ARCHITECTURES, CheckpointError, CLIPConfig, read_state_dict
+from ..clip.checkpoint_io import read_checkpoint
 from ..clip.load import unwrap_state_dict
 from ..methods.aim import AIM, Config, build
 from ..methods.base import BackboneConfig
-from .xclip import read_checkpoint
 
 # Official key -> ours, applied as the first matching regex rewrite (\1: block index).
 RENAMES = [

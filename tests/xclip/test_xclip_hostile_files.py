@@ -13,7 +13,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from clipvideo.clip import CheckpointError
+from clipvideo.clip import CheckpointError, checkpoint_io
 from clipvideo.official import xclip as official_xclip
 from clipvideo.official.xclip import read_checkpoint
 
@@ -88,7 +88,7 @@ def test_a_storage_bigger_than_its_member_is_refused_without_reading_past_it(tmp
 
 def test_a_deflated_member_is_bounded_not_read_whole(tmp_path, monkeypatch):
     # 4 MiB of zeros deflate to a few KiB: with the bound lowered to 1 MiB, inflating it is refused.
-    monkeypatch.setattr(official_xclip, "MIN_INFLATION_BOUND", 2**20)
+    monkeypatch.setattr(checkpoint_io, "MIN_INFLATION_BOUND", 2**20)
     numel = 2**20
     storage = _Storage("0", numel)
     path = crafted_file(tmp_path / "bomb.pth", {"w": _Tensor(storage, 0, (numel,), (1,))},
