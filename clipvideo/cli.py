@@ -705,8 +705,21 @@ def _close_stdout_quietly() -> None:
         pass
 
 
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The error classes that mean bad input: reported in one line with exit status 2."""
+    from .clip import CheckpointError
+    from .data import AnnotationError, VideoDecodeError
+    from .data.prepare import StoreError
+    from .engine.config import ConfigError
+    from .errors import CommandLineError
+    from .protocols import ProtocolError
+
+    return (CommandLineError, ConfigError, CheckpointError, AnnotationError, VideoDecodeError, StoreError,
+            ProtocolError)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .errors import expected_errors, one_line
+    from .errors import one_line
 
     args = build_parser().parse_args(argv)
     known = expected_errors()

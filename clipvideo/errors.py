@@ -12,8 +12,9 @@ option or key and what to do; no traceback. Exit statuses (docs/reliability.md):
     141  the reader of stdout went away (`clipvideo models | head -2`): as git and a shell report a
          command ended by SIGPIPE (128 + 13); nothing is printed, as nobody is left to read it
 
-Library code raises its own error classes (ConfigError, CheckpointError, ...); `expected_errors()`
-lists them for the CLI's boundary, so a new kind of bad input needs one entry here.
+Library code raises its own error classes (ConfigError, CheckpointError, ...); `cli.expected_errors()`
+lists them for the CLI's boundary, so a new kind of bad input needs one entry there. This module
+imports nothing from clipvideo, so every layer (clip/, data/ included) may use it.
 """
 
 import re
@@ -21,18 +22,6 @@ import re
 
 class CommandLineError(ValueError):
     """An option value that cannot be used (no such device, no such filter value)."""
-
-
-def expected_errors() -> tuple[type[BaseException], ...]:
-    """The error classes that mean bad input: reported in one line with exit status 2."""
-    from .clip import CheckpointError
-    from .data import AnnotationError, VideoDecodeError
-    from .data.prepare import StoreError
-    from .engine.config import ConfigError
-    from .protocols import ProtocolError
-
-    return (CommandLineError, ConfigError, CheckpointError, AnnotationError, VideoDecodeError, StoreError,
-            ProtocolError)
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:

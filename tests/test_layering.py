@@ -16,10 +16,13 @@ PACKAGE = Path(clipvideo.__file__).resolve().parent
 
 # Layer -> the layers it may import (besides itself). The engine, official importers, serve,
 # export, zoo and cli sit above these three and may import any of them.
+# `clipvideo.errors` (exit statuses and safe wording of load errors) is a foundation module: it
+# imports nothing from clipvideo, so every layer may use it.
+FOUNDATION = {"errors"}
 ALLOWED = {
-    "clip": set(),
-    "data": set(),
-    "methods": {"clip", "data"},
+    "clip": set(FOUNDATION),
+    "data": set(FOUNDATION),
+    "methods": {"clip", "data"} | FOUNDATION,
 }
 
 
@@ -68,6 +71,12 @@ def violations(layer: str) -> list[str]:
             if layer_of(module) not in allowed:
                 found.append(f"{module_name(path)} (line {line}) imports {module}")
     return found
+
+
+def test_foundation_modules_import_nothing_from_clipvideo():
+    for name in sorted(FOUNDATION):
+        found = imported_modules(PACKAGE / f"{name}.py")
+        assert not found, f"clipvideo.{name} is a foundation module and must import nothing from clipvideo: {found}"
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
