@@ -104,15 +104,15 @@ def cmd_convert(args) -> int:
         overrides[key] = int(value) if value.isdigit() else value
     model = load_official(args.method, args.source, **overrides)
     if args.classes:
-        from .engine.predict import class_texts, parse_classes
+        from .engine.predict import class_vocabulary
 
-        names = class_texts(args.classes, model) or parse_classes(args.classes)  # FROSTER keeps descriptions
-        if getattr(model, "uses_text", False):
-            model.set_class_names(names)
+        vocabulary = class_vocabulary(args.classes)  # a class file keeps its descriptions (FROSTER)
+        if model.uses_text:
+            model.set_classes(vocabulary)
         else:
-            model.class_names = names
-    # save_model stores the model's own input settings (data_settings(): X-CLIP's ImageNet statistics
-    # and TSN segments, EVL's dense stride), so that `clipvideo predict` feeds the converted model correctly.
+            model.class_names = list(vocabulary)
+    # save_model stores the model's own input record (input_config(): X-CLIP's ImageNet statistics
+    # and TSN segments, EVL's dense stride and views), so `clipvideo predict` feeds the converted model correctly.
     save_model(model, args.destination)
     print(f"wrote {args.destination} ({args.method} -> clipvideo)")
     return 0
@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", help="CLIP weights (file or zoo name, e.g. ViT-B/16) for zero-shot prediction with --classes")
     p.add_argument("--classes", help='class names: "a,b,c" or a class-name file')
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--num-clips", type=int, help="views per video (default: enough to cover the video)")
+    p.add_argument("--num-clips", type=int, help="clips per video (default: the model's test.num_clips)")
     p.add_argument("--num-frames", type=int, help="frames per clip for --backbone zero-shot (default 8)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "fp16!"],
                    help="auto: bf16 on CPUs with native bf16, else fp32; fp16 runs as bf16 on CPUs without native fp16 unless fp16!")

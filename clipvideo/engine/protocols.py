@@ -47,22 +47,26 @@ def half_class_draws(num_classes: int, draws: int = 10) -> list[np.ndarray]:
     return [np.random.RandomState(split).permutation(num_classes)[: num_classes // 2] for split in range(draws)]
 
 
-def half_class_accuracy(scores: torch.Tensor, labels: torch.Tensor, draws: int = 10) -> dict:
+def half_class_accuracy(scores: torch.Tensor, labels: torch.Tensor, draws: int = 10,
+                        failed: torch.Tensor | None = None) -> dict:
     """Top-1/top-5 on each half-class draw, then mean and population std over the draws.
 
     Per draw: keep the videos whose label is in the drawn set, keep the score columns of the
     sorted labels those videos carry, relabel them 0..n-1, rank (Text4Vis test_zeroshot.py).
+    `failed` (V,) videos that could not be read count as wrong, whatever their score row.
     """
     num_classes = scores.shape[1]
+    failed = torch.zeros(len(labels), dtype=torch.bool) if failed is None else failed.bool()
     rows = []
     for split, drawn in enumerate(half_class_draws(num_classes, draws)):
         keep = torch.isin(labels, torch.as_tensor(drawn, dtype=labels.dtype))
         present = torch.unique(labels[keep])  # sorted
         relabel = torch.full((num_classes,), -1, dtype=torch.long)
         relabel[present] = torch.arange(len(present))
-        sub_scores, sub_labels = scores[keep][:, present], relabel[labels[keep]]
+        sub_scores, sub_labels, sub_failed = scores[keep][:, present], relabel[labels[keep]], failed[keep]
         rows.append({"draw": split, "num_classes": len(present), "num_videos": int(keep.sum()),
-                     "top1": topk_accuracy(sub_scores, sub_labels, 1), "top5": topk_accuracy(sub_scores, sub_labels, 5)})
+                     "top1": topk_accuracy(sub_scores, sub_labels, 1, sub_failed),
+                     "top5": topk_accuracy(sub_scores, sub_labels, 5, sub_failed)})
     top1_mean, top1_std = mean_std([r["top1"] for r in rows])
     top5_mean, top5_std = mean_std([r["top5"] for r in rows])
     return {"draws": rows, "top1_mean": top1_mean, "top1_std": top1_std, "top5_mean": top5_mean, "top5_std": top5_std}
@@ -144,7 +148,7 @@ def load_text_model(config: Config, checkpoint: str | None = None, backbone: str
             log.warning("no --checkpoint or --backbone and the recipe sets no model.backbone.pretrained: random weights")
         model = build_model(config, 1, None)
         where = f"recipe method {config.method!r}"
-    if not getattr(model, "uses_text", False):
+    if not model.uses_text:
         raise ConfigError(f"{where} classifies with a trained head; protocols need a text-based model "
                           "(frozen with classifier: text, xclip, text4vis, froster)")
     return model
@@ -215,7 +219,7 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
         if config.test.aggregate == "prob" and config.test.num_clips * config.test.num_crops > 1:
             log.warning("half-class draws re-rank the drawn columns of view-averaged probabilities; with one view "
                         "(Text4Vis) or test.aggregate logit/feature this equals re-scoring with the drawn names")
-        report["half_classes"] = half_class_accuracy(result.scores, result.labels, draws)
+        report["half_classes"] = half_class_accuracy(result.scores, result.labels, draws, result.failed_mask)
     if spec.splits:
         rows = [_row(split.name, score(split.list_file, read_class_names(split.class_file)), len(read_class_names(split.class_file)))
                 for split in spec.splits]

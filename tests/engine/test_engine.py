@@ -244,7 +244,7 @@ def test_predict_cli_and_python_api(tmp_path, motion_data, tiny_clip_file):
     classes = "moving left,moving right,rotating clockwise"
     out = run_cli("predict", video, "--backbone", tiny_clip_file, "--classes", classes, "--json", "--precision", "fp32")
     [result] = json.loads(out.stdout)
-    assert result["views"] == "8 frames x 1 clips x 1 crop" and result["num_frames_in_video"] == 16
+    assert result["views"] == "8 frames x 1 clips x 1 crops" and result["num_frames_in_video"] == 16
     assert sorted(t["label"] for t in result["top"]) == sorted(classes.split(","))
     assert sum(t["score"] for t in result["top"]) == pytest.approx(1.0, abs=1e-4)
     table = run_cli("predict", video, "--backbone", tiny_clip_file, "--classes", classes, "--top-k", "2")
