@@ -119,6 +119,8 @@ def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", p
         raise ConfigError(f"test.num_crops: 1 (centre) or 3 (three crops), got {test.num_crops}")
     check_view_settings(model, test.aggregate, test.views_per_batch)
     model = model.to(device).eval()
+    # "auto" defers to the file's test.precision, so predict scores as `clipvideo test` does.
+    precision = test.precision if precision == "auto" else precision
     return Predictor(model, data, names, device, resolve_precision(precision, device, "--precision"), test)
 
 
