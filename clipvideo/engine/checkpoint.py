@@ -80,7 +80,7 @@ def model_payload(model) -> dict:
     method = next((name for name, module in METHODS.items() if isinstance(model.config, module.Config)), None)
     if method is None:
         raise ValueError(f"{type(model).__name__} has a config of unknown method type {type(model.config).__name__}")
-    skip = tuple(getattr(model, "training_only_prefixes", ()))  # a frozen teacher is not saved
+    skip = tuple(model.training_only_prefixes)  # a frozen teacher is not saved
     return {
         "method": method,
         "model_config": dataclasses.asdict(model.config),
@@ -168,7 +168,7 @@ def model_from_payload(payload: dict, path: str | Path = "checkpoint", num_class
 def load_model_state(model, state: dict, path: str | Path = "checkpoint") -> None:
     """Load weights strictly, except keys under the model's `training_only_prefixes` (a frozen
     teacher): model files leave them out, so they may be missing (or absent from the model)."""
-    skip = tuple(getattr(model, "training_only_prefixes", ()))
+    skip = tuple(model.training_only_prefixes)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (skip and k.startswith(skip))]
     unexpected = [k for k in unexpected if not (skip and k.startswith(skip))]
