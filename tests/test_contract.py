@@ -52,3 +52,21 @@ def test_every_method_implements_the_whole_contract(name):
         required += ["class_embeddings", "vocabulary_changed"]
     missing = [m for m in required if getattr(cls, m) is getattr(VideoRecognizer, m)]
     assert not missing, f"{name} does not implement {missing}"
+
+
+def test_an_older_model_file_without_test_settings_is_fed_by_the_models_record(tmp_path):
+    """Files written before input_config() carry `config.data` only: the model's record fills in
+    the rest (Text4Vis: features averaged over views), the file's own fields still win."""
+    import clipvideo
+    from clipvideo.engine.checkpoint import save_model
+
+    module = METHODS["text4vis"]
+    model = module.build(module.Config(backbone=BackboneConfig(arch="tiny"), num_frames=2), 2, ["a", "b"])
+    path = tmp_path / "old.pt"
+    save_model(model, path)
+    payload = torch.load(path, weights_only=True)
+    payload["config"] = {"data": {"num_frames": 2, "short_side": 80}}  # the older layout
+    torch.save(payload, path)
+    loaded = clipvideo.load(path)
+    assert loaded.test_config.aggregate == "feature" and loaded.data_config.short_side == 80
+    assert loaded.data_config.sampling_protocol == "text4vis"

@@ -28,7 +28,7 @@ from .precision import resolve_precision
 class Prediction:
     video: str
     top: list[dict]  # [{"label": name, "score": probability}], best first
-    views: str  # e.g. "8 frames x 4 clips x 1 crop"
+    views: str  # e.g. "8 frames x 4 clips x 1 crops" (the evaluation dataset's description)
     num_views: int
     num_frames_in_video: int
     error: str | None = None
@@ -74,6 +74,7 @@ def apply_overrides(data: DataConfig, test: TestConfig, overrides: list[str] | N
     data = from_dict(DataConfig, merge(dataclasses.asdict(data), values.get("data", {})), "--set data")
     test = from_dict(TestConfig, merge(dataclasses.asdict(test), values.get("test", {})), "--set test")
     return data, test
+
 
 def class_vocabulary(classes):
     """--classes as given to a model: a class file with its descriptions (FROSTER's JSON), or names."""

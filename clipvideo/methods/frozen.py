@@ -91,7 +91,7 @@ class FrozenCLIP(VideoRecognizer):
                     text = F.normalize(self.encode_class_names(class_names), dim=-1)
                     self.head.weight.copy_(text * self.clip.logit_scale.exp())
                     self.head.bias.zero_()
-        self.register_buffer("text_features", torch.empty(0), persistent=False)
+        self.register_buffer("prompt_embeddings", torch.empty(0), persistent=False)
         if class_names is not None:
             self.class_names = list(class_names)
             if self.uses_text:
@@ -107,13 +107,13 @@ class FrozenCLIP(VideoRecognizer):
         return self.clip.encode_text(tokens.to(self.clip.logit_scale.device)).float()  # (K, E)
 
     def vocabulary_changed(self) -> None:
-        self.text_features = F.normalize(self.encode_class_names(self.class_names), dim=-1)
+        self.prompt_embeddings = F.normalize(self.encode_class_names(self.class_names), dim=-1)
 
     def class_embeddings(self) -> torch.Tensor:
         """(K, E) L2-normalised prompt embeddings, encoded once per vocabulary (the text never trains)."""
-        if self.text_features.numel() == 0:
+        if self.prompt_embeddings.numel() == 0:
             raise RuntimeError("no class names set: call model.set_class_names([...]) first")
-        return self.text_features
+        return self.prompt_embeddings
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, E) video features (frame mean or temporal transformer)."""
