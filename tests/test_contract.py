@@ -70,3 +70,16 @@ def test_an_older_model_file_without_test_settings_is_fed_by_the_models_record(t
     loaded = clipvideo.load(path)
     assert loaded.test_config.aggregate == "feature" and loaded.data_config.short_side == 80
     assert loaded.data_config.sampling_protocol == "text4vis"
+
+
+@pytest.mark.parametrize("classifier", ["text", "text-init"])
+def test_freeze_classes_keeps_the_logits_and_drops_the_text_tower(classifier):
+    module = METHODS["frozen"]
+    model = module.build(module.Config(backbone=BackboneConfig(arch="tiny"), num_frames=2, classifier=classifier),
+                         2, ["a", "b"]).eval()
+    video = torch.randn(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(video)
+        model.freeze_classes()
+        torch.testing.assert_close(model(video), expected, rtol=0, atol=0)
+    assert not [name for name, _ in model.named_parameters() if not name.startswith(("clip.visual.", "clip.logit", "head."))]

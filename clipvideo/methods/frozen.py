@@ -115,6 +115,11 @@ class FrozenCLIP(VideoRecognizer):
             raise RuntimeError("no class names set: call model.set_class_names([...]) first")
         return self.prompt_embeddings
 
+    def freeze_classes(self) -> None:
+        super().freeze_classes()
+        if self.head is not None and self.clip.with_text:
+            self.clip.drop_text_tower()  # text-init: the text only initialised the linear head
+
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, E) video features (frame mean or temporal transformer)."""
         batch, num_frames = video.shape[:2]
