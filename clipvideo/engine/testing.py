@@ -45,6 +45,9 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
     stored = (payload.get("config") or {}).get("data") or {}
     differ = [f"{k}={getattr(config.data, k)!r} (file: {stored[k]!r})" for k in INPUT_FIELDS
               if k in stored and stored[k] != getattr(config.data, k)]
+    recorded_aggregate = ckpt.stored_settings(payload, checkpoint, model)[1].aggregate
+    if config.test.aggregate != recorded_aggregate:
+        differ.append(f"test.aggregate={config.test.aggregate!r} (file: {recorded_aggregate!r})")
     if differ:
         log.warning("the recipe feeds %s differently from how it was trained/converted: %s", checkpoint, ", ".join(differ))
     class_names = read_classes(config.data)
