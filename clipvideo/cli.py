@@ -116,15 +116,15 @@ def cmd_convert(args) -> int:
         overrides[key] = int(value) if value.isdigit() else value
     model = load_official(args.method, args.source, **overrides)
     if args.classes:
-        from .engine.predict import class_texts, parse_classes
+        from .engine.predict import class_vocabulary
 
-        names = class_texts(args.classes, model) or parse_classes(args.classes)  # FROSTER keeps descriptions
-        if getattr(model, "uses_text", False):
-            model.set_class_names(names)
+        vocabulary = class_vocabulary(args.classes)  # a class file keeps its descriptions (FROSTER)
+        if model.uses_text:
+            model.set_classes(vocabulary)
         else:
-            model.class_names = names
-    # save_model stores the model's own input settings (data_settings(): X-CLIP's ImageNet statistics
-    # and TSN segments, EVL's dense stride), so that `clipvideo predict` feeds the converted model correctly.
+            model.class_names = list(vocabulary)
+    # save_model stores the model's own input record (input_config(): X-CLIP's ImageNet statistics
+    # and TSN segments, EVL's dense stride and views), so `clipvideo predict` feeds the converted model correctly.
     save_model(model, args.destination)
     print(f"wrote {args.destination} ({args.method} -> clipvideo)")
     return 0
@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", help="video files")
     add_model_source(p)
     p.add_argument("--top-k", type=_positive, default=5, help="labels to print per video (default 5)")
-    p.add_argument("--num-clips", type=_positive, help="views per video (default: enough to cover the video)")
+    p.add_argument("--num-clips", type=_positive, help="clips per video (default: the model's test.num_clips)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE",
                    help="override the checkpoint's data/test settings, e.g. data.short_side=256 test.num_clips=3")

@@ -436,7 +436,7 @@ def load_pretrained(name: str, device="cpu", progress: bool = True, **overrides)
     model = load_official(entry.method, str(weights), **options)
     names = class_names(entry, progress)
     if names:
-        if getattr(model, "uses_text", False):
+        if model.uses_text:
             model.set_class_names(names)
         else:
             heads = getattr(model, "num_classes", len(names))
@@ -447,11 +447,13 @@ def load_pretrained(name: str, device="cpu", progress: bool = True, **overrides)
     return model.to(device).eval()
 
 
-def data_settings(entry: ZooEntry, model=None) -> dict:
-    """DataConfig fields for predicting with this entry: the method's own, then the registry's."""
-    settings = dict(model.data_settings()) if model is not None and hasattr(model, "data_settings") else {}
-    settings.update(entry.data)
-    return settings
+def input_settings(entry: ZooEntry, model) -> dict:
+    """{"data", "test"} for predicting with this entry: the model's own record (`input_config()`),
+    then the release's in the registry (its `data` fields, its published `test_views`)."""
+    record = model.input_config()
+    views = {key: entry.test_views[short] for key, short in (("num_clips", "clips"), ("num_crops", "crops"))
+             if short in entry.test_views}
+    return {"data": {**record.get("data", {}), **entry.data}, "test": {**record.get("test", {}), **views}}
 
 
 def native_checkpoint(name: str, progress: bool = True) -> Path:
@@ -466,7 +468,7 @@ def native_checkpoint(name: str, progress: bool = True) -> Path:
     if path.is_file():
         return path
     model = load_pretrained(entry.name, progress=progress)
-    save_model(model, path, config={"data": data_settings(entry, model)})
+    save_model(model, path, config=input_settings(entry, model))
     return path
 
 

@@ -83,6 +83,6 @@ def test_recipe_model_builds_at_tiny_size(path):
     config, names = tiny(load_config(path))
     model = build_model(config, len(names), names)
     assert sum(p.numel() for p in model.parameters()) > 0
-    if getattr(model, "uses_descriptions", False) and config.data.class_descriptions:
+    if model.uses_descriptions and config.data.class_descriptions:
         # FROSTER's recipes hand the model its descriptions, not the bare names.
         assert model.config.class_texts[0].startswith(f"{names[0]}: ") and len(model.config.class_texts) == len(names)

@@ -246,16 +246,33 @@ class MultiViewTestDataset(VideoClipDataset):
         self.num_clips = num_clips
         self.num_crops = num_crops
 
-    def __getitem__(self, index: int):
-        try:
-            frames = self.read_frames(index, lambda n, **kw: self.sampler.test(n, self.num_clips, **kw))  # (C, T, 3, H, W)
-        except (VideoDecodeError, OSError) as error:
-            self._record_bad(index, error)
-            return self._blank_like_output(), self.target(index), index, False
+    def sample(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """(frames in the video, frame indices (C, T), decoded uint8 frames (C, T, 3, H, W)) of
+        video ``index``'s clips; raises ``VideoDecodeError``/``OSError`` for bad input."""
+        seen = {}
+
+        def choose(num_video_frames, **kwargs):
+            seen["total"] = num_video_frames
+            seen["indices"] = self.sampler.test(num_video_frames, self.num_clips, **kwargs)
+            return seen["indices"]
+
+        frames = self.read_frames(index, choose)
+        return seen["total"], seen["indices"], frames
+
+    def views(self, frames: torch.Tensor) -> torch.Tensor:
+        """Decoded clips (C, T, 3, H, W) -> transformed views (C * S, T, 3, S, S), clip-major."""
         views = torch.stack([self.transform(clip) for clip in frames])  # (C, [S,] T, 3, S, S)
         if views.dim() == 5:
             views = views.unsqueeze(1)
-        return views.flatten(0, 1), self.target(index), index, True  # (C*S, T, 3, S, S)
+        return views.flatten(0, 1)
+
+    def __getitem__(self, index: int):
+        try:
+            _, _, frames = self.sample(index)  # (C, T, 3, H, W)
+        except (VideoDecodeError, OSError) as error:
+            self._record_bad(index, error)
+            return self._blank_like_output(), self.target(index), index, False
+        return self.views(frames), self.target(index), index, True  # (C*S, T, 3, S, S)
 
     def _blank_like_output(self) -> torch.Tensor:
         if self._blank is None:

@@ -18,6 +18,7 @@ from .. import protocols as shipped
 from ..data import read_class_descriptions, read_class_names
 from ..data.splits import few_shot_list_name, write_few_shot_lists
 from . import checkpoint as ckpt
+from ..methods.base import ClassVocabulary
 from .config import Config, ConfigError
 from .data import build_eval_dataset
 from .distributed import barrier, init_distributed, setup_logging
@@ -46,22 +47,26 @@ def half_class_draws(num_classes: int, draws: int = 10) -> list[np.ndarray]:
     return [np.random.RandomState(split).permutation(num_classes)[: num_classes // 2] for split in range(draws)]
 
 
-def half_class_accuracy(scores: torch.Tensor, labels: torch.Tensor, draws: int = 10) -> dict:
+def half_class_accuracy(scores: torch.Tensor, labels: torch.Tensor, draws: int = 10,
+                        failed: torch.Tensor | None = None) -> dict:
     """Top-1/top-5 on each half-class draw, then mean and population std over the draws.
 
     Per draw: keep the videos whose label is in the drawn set, keep the score columns of the
     sorted labels those videos carry, relabel them 0..n-1, rank (Text4Vis test_zeroshot.py).
+    `failed` (V,) videos that could not be read count as wrong, whatever their score row.
     """
     num_classes = scores.shape[1]
+    failed = torch.zeros(len(labels), dtype=torch.bool) if failed is None else failed.bool()
     rows = []
     for split, drawn in enumerate(half_class_draws(num_classes, draws)):
         keep = torch.isin(labels, torch.as_tensor(drawn, dtype=labels.dtype))
         present = torch.unique(labels[keep])  # sorted
         relabel = torch.full((num_classes,), -1, dtype=torch.long)
         relabel[present] = torch.arange(len(present))
-        sub_scores, sub_labels = scores[keep][:, present], relabel[labels[keep]]
+        sub_scores, sub_labels, sub_failed = scores[keep][:, present], relabel[labels[keep]], failed[keep]
         rows.append({"draw": split, "num_classes": len(present), "num_videos": int(keep.sum()),
-                     "top1": topk_accuracy(sub_scores, sub_labels, 1), "top5": topk_accuracy(sub_scores, sub_labels, 5)})
+                     "top1": topk_accuracy(sub_scores, sub_labels, 1, sub_failed),
+                     "top5": topk_accuracy(sub_scores, sub_labels, 5, sub_failed)})
     top1_mean, top1_std = mean_std([r["top1"] for r in rows])
     top5_mean, top5_std = mean_std([r["top5"] for r in rows])
     return {"draws": rows, "top1_mean": top1_mean, "top1_std": top1_std, "top5_mean": top5_mean, "top5_std": top5_std}
@@ -105,7 +110,7 @@ def load_text_model(config: Config, checkpoint: str | None = None, backbone: str
             log.warning("no --checkpoint or --backbone and the recipe sets no model.backbone.pretrained: random weights")
         model = build_model(config, 1, None)
         where = f"recipe method {config.method!r}"
-    if not getattr(model, "uses_text", False):
+    if not model.uses_text:
         raise ConfigError(f"{where} classifies with a trained head; protocols need a text-based model "
                           "(frozen with classifier: text, xclip, text4vis, froster)")
     return model
@@ -122,12 +127,13 @@ class Scorer:
         self.precision = resolve_precision(config.test.precision, self.dist.device)
         self.views = ""
 
-    def __call__(self, list_file: str | Path, class_names: list[str], class_texts: list[str] | None = None) -> EvalResult:
-        """Scores `list_file` among `class_names`; `class_texts` (from `vocabulary_texts`) is what
-        the model encodes, the names themselves when not given."""
+    def __call__(self, list_file: str | Path, class_names: list[str],
+                 vocabulary: ClassVocabulary | None = None) -> EvalResult:
+        """Scores `list_file` among `class_names`; `vocabulary` (from `protocol_vocabulary`: the names
+        with their descriptions) is what the model is given, the bare names when not given."""
         if not Path(list_file).is_file():
             raise ConfigError(f"{list_file}: no such video list")
-        self.model.set_class_names(class_texts or class_names)  # the vocabulary's text is encoded once, here
+        self.model.set_classes(vocabulary or class_names)  # the vocabulary's text is encoded once, here
         dataset = build_eval_dataset(self.config.data, self.config.test, class_names, str(list_file))
         first = dataset.video_path(0) if hasattr(dataset, "video_path") and not self.config.data.tar_path else None
         if first is not None and not Path(first).exists():
@@ -146,23 +152,24 @@ class Scorer:
         return result
 
 
-def vocabulary_texts(model, class_file: str | Path, names: list[str], shipped_descriptions: str | None = None) -> list[str]:
-    """What `model.set_class_names` is given for `names` (read from `class_file`): the bare names, or
-    for a model that classifies with descriptions (FROSTER) "Name: description" entries -- the class
+def protocol_vocabulary(model, class_file: str | Path, names: list[str],
+                        shipped_descriptions: str | None = None) -> ClassVocabulary:
+    """The vocabulary the protocols give the model for `names` (read from `class_file`): with the class
     file's own descriptions (FROSTER's JSON), else the shipped ones matched by name
-    (`protocols.descriptions(names, shipped_descriptions)`), else the bare names with a warning.
-    The one place the protocols choose a vocabulary's text."""
-    if not getattr(model, "uses_descriptions", False):
-        return names
+    (`protocols.descriptions(names, shipped_descriptions)`), else bare (a warning for a model that
+    classifies with descriptions). Every method is given it and uses what it needs (FROSTER the
+    descriptions). The one place the protocols choose a vocabulary's text."""
     own = read_class_descriptions(class_file)
-    if any(text != name for name, text in zip(read_class_names(class_file), own)):
-        by_name = dict(zip(read_class_names(class_file), own))
-        return [f"{name}: {by_name[name]}" if by_name.get(name, name) != name else name for name in names]
+    file_names = read_class_names(class_file)
+    if any(text != name for name, text in zip(file_names, own)):
+        by_name = dict(zip(file_names, own))
+        return ClassVocabulary(tuple(names), tuple(by_name.get(name) for name in names))
     if shipped_descriptions:
-        return [f"{name}: {text}" for name, text in zip(names, shipped.descriptions(names, shipped_descriptions))]
-    log.warning("%s has no class descriptions and none are shipped for it: %s scores the bare class names",
-                class_file, type(model).__name__)
-    return names
+        return ClassVocabulary(tuple(names), tuple(shipped.descriptions(names, shipped_descriptions)))
+    if model.uses_descriptions:
+        log.warning("%s has no class descriptions and none are shipped for it: %s scores the bare class names",
+                    class_file, type(model).__name__)
+    return ClassVocabulary(tuple(names))
 
 
 def _single_label(config: Config, command: str) -> None:
@@ -212,12 +219,12 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
     score = Scorer(config, model if model is not None else load_text_model(config, checkpoint, backbone))
     report = {"protocol": "zeroshot", "dataset": name, "checkpoint": checkpoint or backbone}
     if full_list:
-        result = score(full_list, names, vocabulary_texts(score.model, class_file, names, described))
+        result = score(full_list, names, protocol_vocabulary(score.model, class_file, names, described))
         report["full"] = {**_row(str(full_list), result, len(names)), "class_file": str(class_file)}
         if config.test.aggregate == "prob" and config.test.num_clips * config.test.num_crops > 1:
             log.warning("half-class draws re-rank the drawn columns of view-averaged probabilities; with one view "
                         "(Text4Vis) or test.aggregate logit/feature this equals re-scoring with the drawn names")
-        report["half_classes"] = half_class_accuracy(result.scores, result.labels, draws)
+        report["half_classes"] = half_class_accuracy(result.scores, result.labels, draws, result.failed_mask)
     if spec.splits:
         rows = []
         for split in spec.splits:
@@ -226,7 +233,7 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
             source = f"kinetics600_{Path(split.class_file).stem.removesuffix('_classes')}" if name == "kinetics600" else described
             if classes:  # --classes names the classes the splits pick by id from the default vocabulary
                 split_names, split_class_file, source = _renamed(split_names, default_names, names), class_file, described
-            texts = vocabulary_texts(score.model, split_class_file, split_names, source)
+            texts = protocol_vocabulary(score.model, split_class_file, split_names, source)
             rows.append(_row(split.name, score(split.list_file, split_names, texts), len(split_names)))
         report["splits"] = {"kind": spec.split_kind, **summarize_splits(rows)}
     report["views"], report["precision"] = score.views, score.precision
@@ -258,8 +265,8 @@ def run_b2n(config: Config, dataset: str, checkpoints: list[str | None], backbon
     rows, score = [], None
     for index, model in enumerate(models):
         score = Scorer(config, model)
-        base_texts = vocabulary_texts(model, base_classes, base_names, described and f"{described}_base")
-        novel_texts = vocabulary_texts(model, novel_classes, novel_names, described and f"{described}_novel")
+        base_texts = protocol_vocabulary(model, base_classes, base_names, described and f"{described}_base")
+        novel_texts = protocol_vocabulary(model, novel_classes, novel_names, described and f"{described}_novel")
         base = score(base_list, base_names, base_texts).metrics["top1"]
         novel = score(novel_list, novel_names, novel_texts).metrics["top1"]
         rows.append({"name": str(checkpoints[index]) if index < len(checkpoints) and checkpoints[index] else f"model {index + 1}",

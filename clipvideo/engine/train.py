@@ -23,7 +23,8 @@ from ..clip import CheckpointError
 from ..methods import METHODS
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
-from .data import batch_augment, build_eval_dataset, build_train_dataset, folder_dataset, mix_collate, read_class_texts, read_classes
+from .data import (batch_augment, build_eval_dataset, build_train_dataset, folder_dataset, mix_collate, read_classes,
+                   read_vocabulary)
 from .distributed import all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import autocast, resolve_precision
@@ -33,8 +34,8 @@ log = logging.getLogger("clipvideo")
 
 def build_model(config: Config, num_classes: int, class_names: list[str] | None):
     model_config = method_config(config.method, config.model, "model")
-    if class_names and getattr(METHODS[config.method], "USES_DESCRIPTIONS", False):
-        class_names = read_class_texts(config.data) or class_names  # "Name: description" entries (FROSTER)
+    if class_names:
+        class_names = read_vocabulary(config.data) or class_names  # with the file's descriptions (FROSTER)
     return METHODS[config.method].build(model_config, num_classes, class_names)
 
 

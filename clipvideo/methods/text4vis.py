@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import tokenize
-from ..data.splits import sample_per_class
-from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
+from .base import BackboneConfig, ClassVocabulary, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
 FUSIONS = ("transf", "mean")  # official sim_header "Transf" | "None"
@@ -207,22 +206,28 @@ class Text4Vis(VideoRecognizer):
         self.pending_classifier_error = None
         self.classifier = weights.to(self.classifier.device)
 
-    def set_class_names(self, names: list[str]) -> None:
+    def set_classes(self, classes) -> None:
         """A class set: `text` encodes the names (zero-shot transfer = new names); `random` and
         `orthogonal` draw K rows; `file`/`lda` rows are fixed, so names only label them."""
-        names = list(names)
-        if not names:
-            raise ValueError("Text4Vis needs at least one class name")
-        if self.class_names == names and self.classifier.numel():
-            return
+        names = ClassVocabulary.of(classes).names
         fixed_rows = self.config.classifier in ("file", "lda") and self.classifier.numel()
         if fixed_rows and len(self.classifier) != len(names):
             raise ValueError(
                 f"this model's {self.config.classifier!r} classifier has {len(self.classifier)} rows, got "
                 f"{len(names)} class names; only model.classifier=text can take a new class set")
-        super().set_class_names(names)
-        if not fixed_rows:
-            self.make_classifier(names)
+        super().set_classes(classes)
+
+    def vocabulary_changed(self) -> None:
+        if not (self.config.classifier in ("file", "lda") and self.classifier.numel()):
+            self.make_classifier(self.class_names)
+
+    def class_embeddings(self) -> torch.Tensor:
+        """(K, E) classifier rows (unnormalised, as the official cache), made once per class set."""
+        if self.pending_classifier_error:
+            raise RuntimeError(self.pending_classifier_error)
+        if self.classifier.numel() == 0:
+            raise RuntimeError("Text4Vis has no classifier yet: call model.set_class_names([...]) first")
+        return self.classifier
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A saved classifier (any class count) replaces ours, so the buffer takes its shape first.
@@ -234,7 +239,7 @@ class Text4Vis(VideoRecognizer):
 
     # -- video side ------------------------------------------------------------------------------
 
-    def video_features(self, video: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, E) video embeddings, not normalised (views average these)."""
         if video.ndim != 5:
             raise ValueError(f"Text4Vis expects video shaped (B, T, 3, H, W), got {tuple(video.shape)}")
@@ -244,25 +249,20 @@ class Text4Vis(VideoRecognizer):
             return frames.mean(dim=1)
         return self.fusion_model(frames)  # (B, E)
 
-    def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """(B, E) video embeddings -> (B, K): exp(logit_scale) * cosine with each class row."""
-        if self.pending_classifier_error:
-            raise RuntimeError(self.pending_classifier_error)
-        if self.classifier.numel() == 0:
-            raise RuntimeError("Text4Vis has no classifier yet: call model.set_class_names([...]) first")
         video = F.normalize(features, dim=-1)
-        classes = F.normalize(self.classifier.to(video.dtype), dim=-1)
+        classes = F.normalize(self.class_embeddings().to(video.dtype), dim=-1)
         return self.clip.logit_scale.exp().to(video.dtype) * video @ classes.t()
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.logits_from_features(self.video_features(video))
-
-    def data_settings(self) -> dict:
-        """The official test input (DataConfig fields): T uniform segments (Text4Vis positions),
-        short side 256 for 224 crops (else the crop size), centre crop, CLIP mean/std."""
+    def input_config(self) -> dict:
+        """The official test input: T uniform segments (Text4Vis positions), short side 256 for 224
+        crops (else the crop size), centre crop, CLIP mean/std; video features averaged over views
+        before the classifier (official)."""
         size = self.clip.config.image_resolution
-        return {"num_frames": self.config.num_frames, "sampling": "segment", "sampling_protocol": "text4vis",
-                "input_size": size, "short_side": 256 if size == 224 else size, "normalization": "clip"}
+        return {"data": {"num_frames": self.config.num_frames, "sampling": "segment", "sampling_protocol": "text4vis",
+                         "input_size": size, "short_side": 256 if size == 224 else size, "normalization": "clip"},
+                "test": {"aggregate": "feature"}}
 
     # -- optimisation ----------------------------------------------------------------------------
 

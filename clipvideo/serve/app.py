@@ -119,7 +119,7 @@ class Engine:
 
     def __init__(self, predictor: Predictor, method: str, source: str, settings: ServeSettings):
         self.predictor, self.method, self.source, self.settings = predictor, method, source, settings
-        self.text_based = bool(getattr(predictor.model, "uses_text", False))
+        self.text_based = predictor.model.uses_text
         self.default_names = list(predictor.class_names)
         self.in_flight = 0
         self.workdir: str | None = None
@@ -155,7 +155,10 @@ class Engine:
             "sampling": data.sampling,
             "frame_stride": data.frame_stride,
             "input_size": data.input_size,
-            "short_side": data.short_side,
+            "short_side": self.predictor.test.short_side or data.short_side,
+            "num_clips": self.predictor.test.num_clips,
+            "num_crops": self.predictor.test.num_crops,
+            "aggregate": self.predictor.test.aggregate,
             "precision": self.predictor.precision,
             "device": str(self.predictor.device),
             "top_k": self.settings.top_k,

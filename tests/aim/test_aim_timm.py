@@ -162,7 +162,7 @@ def test_other_resolution_resamples_the_positions_the_timm_way(tmp_path):
     torch.save(vit.state_dict(), path)
     model = build(Config(backbone=ViTBackboneConfig(pretrained=str(path), heads=2, image_resolution=48), num_frames=2), 3)
     assert model.vit.pos_embed.shape == (1, 1 + 9, 32)
-    assert model.data_settings()["input_size"] == 48
+    assert model.input_config()["data"]["input_size"] == 48
     with torch.no_grad():
         assert model.eval()(torch.randn(1, 2, 3, 48, 48)).shape == (1, 3)
     with pytest.raises(ValueError, match=r"takes 48x48 frames, got 32x32"):

@@ -48,7 +48,7 @@ def trained(tmp_path_factory):
 def test_aim_on_a_vit_learns_the_frame_order_classes(trained, direction_scores):
     model, dataset = trained
     assert isinstance(model, AIMViT) and model.class_names == list(CLASSES)
-    assert model.data_settings()["normalization"] == "imagenet"
+    assert model.input_config()["data"]["normalization"] == "imagenet"
     assert all(not p.requires_grad for p in model.vit.blocks[0].attn.parameters())
     accuracy, reversed_accuracy, changed = direction_scores(model, dataset, list(CLASSES))
     # A frame-mean model has accuracy + reversed_accuracy <= 1 (chance: 0.25 each).

@@ -282,15 +282,16 @@ def test_bad_input_is_one_line(tmp_path, videos, tiny_clip_file, capsys, args, m
 
 
 def spy_vocabularies(monkeypatch, model_class) -> list[list[str]]:
-    """Every class list handed to `model_class.set_class_names`, in call order."""
+    """The text each `set_classes` call leaves the model encoding, in call order ("Name: description"
+    entries for a model that classifies with descriptions, the names for the others)."""
     seen = []
-    original = model_class.set_class_names
+    original = model_class.set_classes
 
-    def recording(self, names):
-        seen.append(list(names))
-        return original(self, names)
+    def recording(self, classes):
+        original(self, classes)
+        seen.append(self.vocabulary.texts() if self.uses_descriptions else list(self.vocabulary.names))
 
-    monkeypatch.setattr(model_class, "set_class_names", recording)
+    monkeypatch.setattr(model_class, "set_classes", recording)
     return seen
 
 

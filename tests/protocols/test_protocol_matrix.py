@@ -3,7 +3,7 @@ frozen CLIP, X-CLIP, Text4Vis and FROSTER, each from its tiny recipe (configs/<m
 with a tiny random CLIP, on synthetic videos (CPU, seconds per cell).
 
 The class files are FROSTER-style JSON ("Name: description"): every method reads the names from them,
-FROSTER must encode the descriptions. A spy on each method's `set_class_names` checks which text reached
+FROSTER must encode the descriptions. A spy on each method's `set_classes` checks which text reached
 the model, so a method that loses its descriptions (or a protocol that hands bare names to FROSTER)
 fails here.
 """
@@ -70,14 +70,16 @@ def expected_texts(method: str, labels: list[int]) -> list[str]:
 
 
 def spy_vocabularies(monkeypatch, method: str) -> list[list[str]]:
+    """The text each `set_classes` call leaves the model encoding: "Name: description" entries for a
+    model that classifies with descriptions (FROSTER), the names for the others."""
     seen, model_class = [], MODEL_CLASSES[method]
-    original = model_class.set_class_names
+    original = model_class.set_classes
 
-    def recording(self, names):
-        seen.append(list(names))
-        return original(self, names)
+    def recording(self, classes):
+        original(self, classes)
+        seen.append(self.vocabulary.texts() if self.uses_descriptions else list(self.vocabulary.names))
 
-    monkeypatch.setattr(model_class, "set_class_names", recording)
+    monkeypatch.setattr(model_class, "set_classes", recording)
     return seen
 
 

@@ -41,7 +41,7 @@ def test_logits_and_intermediates_match_official_code(model, fixture):
     video = fixture_views(fixture)[:, 0]  # (2, 4, 3, 64, 64)
     with torch.no_grad():
         frames = model.clip.encode_image(video.flatten(0, 1)).view(2, 4, -1)
-        features = model.video_features(video)
+        features = model.forward_features(video)
         logits = model(video)
     for ours, key in ((model.classifier, "text_features"), (frames, "frame_features"),
                       (features, "video_features"), (logits, "logits")):
@@ -54,7 +54,7 @@ def test_logits_and_intermediates_match_official_code(model, fixture):
         no_positions = blocks(frames, torch.zeros_like(positions))
         mean_only = frames.mean(1)
     for name, variant in (("no residual", no_residual), ("no positions", no_positions), ("frame mean", mean_only)):
-        gap = (model.logits_from_features(variant) - fixture["logits"]).abs().max()
+        gap = (model.forward_head(variant) - fixture["logits"]).abs().max()
         assert gap > 100 * TOLERANCE, (name, gap)
 
 
@@ -90,8 +90,8 @@ def test_views_averaged_as_features_match_official_test(model, fixture):
     """test.py: per-view video embeddings averaged before normalisation, then 100 * cosine."""
     views = fixture_views(fixture)  # (2, 3 views, 4, 3, 64, 64)
     with torch.no_grad():
-        features = torch.stack([model.video_features(views[:, v]) for v in range(3)], 1).mean(1)
-        logits = model.logits_from_features(features)
+        features = torch.stack([model.forward_features(views[:, v]) for v in range(3)], 1).mean(1)
+        logits = model.forward_head(features)
         per_view_probs = torch.stack([model(views[:, v]).softmax(-1) for v in range(3)], 1).mean(1)
     scale = model.clip.logit_scale.exp()  # ours: the learned scale; official test: a fixed 100
     # Compared in logit units like every other output (at the official 100x the same error is 5x larger).
