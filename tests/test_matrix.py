@@ -20,7 +20,8 @@ import clipvideo
 from clipvideo.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("frozen", "evl", "xclip", "aim", "text4vis", "froster")
+METHODS = ("frozen", "evl", "xclip", "aim", "aim_timm", "text4vis", "froster")
+RECIPES = {"aim_timm": "aim/imagenet_tiny_synthetic"}  # else <method>/tiny_synthetic
 TEXT_METHODS = ("xclip", "text4vis", "froster")  # the frozen recipe trains a linear head
 # How each method combines views (its input_config()); the matrix tests with that.
 AGGREGATE = {"text4vis": "feature", "froster": "logit"}
@@ -45,8 +46,15 @@ def motion(tmp_path_factory):
 
 
 def write_recipe(method: str, motion, folder: Path) -> Path:
-    recipe = yaml.safe_load((REPO / "configs" / method / "tiny_synthetic.yaml").read_text())
-    if recipe["model"]["backbone"].get("pretrained"):  # a stand-in CLIP made by another test: a random one here
+    recipe_file = REPO / "configs" / f"{RECIPES.get(method, method + '/tiny_synthetic')}.yaml"
+    recipe = yaml.safe_load(recipe_file.read_text())
+    if method == "aim_timm":  # a random timm ViT weight file, as the recipe's stand-in
+        from clipvideo.methods.aim_timm import write_random_vit
+
+        vit = write_random_vit(folder / "vit.pth", img_size=recipe["data"]["input_size"], patch_size=16, embed_dim=64,
+                               depth=2, num_heads=2)
+        recipe["model"]["backbone"] = {"pretrained": str(vit), "heads": 2}
+    elif recipe["model"]["backbone"].get("pretrained"):  # a stand-in CLIP made by another test: a random one here
         recipe["model"]["backbone"] = {"arch": "tiny", "image_resolution": recipe["data"]["input_size"],
                                        "heads": 2, "text_heads": 2}
     data = motion.data
@@ -106,7 +114,7 @@ def test_predict_gives_the_scores_of_test(run, capsys):
     predictions = json.loads(capsys.readouterr().out)
     assert len(rows) == len(predictions) == len(run.videos)
     for row, prediction in zip(rows, predictions):
-        assert prediction["error"] is None and prediction["views"] == "8 frames x 2 clips x 1 crops"
+        assert prediction["error"] is None and prediction["views"] == "8 frames x 2 clips x 1 crop"
         assert [(t["name"], t["score"]) for t in row["top"]] == [(t["label"], t["score"]) for t in prediction["top"]]
 
 

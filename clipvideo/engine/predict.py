@@ -28,7 +28,7 @@ from .precision import resolve_precision
 class Prediction:
     video: str
     top: list[dict]  # [{"label": name, "score": probability}], best first
-    views: str  # e.g. "8 frames x 4 clips x 1 crops" (the evaluation dataset's description)
+    views: str  # e.g. "8 frames x 4 clips x 1 crop" (the evaluation dataset's description)
     num_views: int
     num_frames_in_video: int
     error: str | None = None

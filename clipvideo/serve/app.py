@@ -98,16 +98,20 @@ def decoded_bytes(path: str, predictor: Predictor) -> tuple[int, int, int, int] 
     """(bytes, frames, width, height) that predicting `path` would decode: the sampled frames at the
     stream's own size. None when the file cannot be probed (predict then reports why)."""
     from .. import data as video_data
-    from ..engine.predict import clip_indices
+    from ..engine.predict import video_dataset
 
-    data = predictor.data
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
-        total = video_data.video_num_frames(path, backend=data.backend)
-        fps = video_data.video_fps(path, backend=data.backend) if data.sampling_protocol == "froster" else None
-        views = clip_indices(total, data, predictor.num_clips, fps)
+        sampler = video_dataset(path, predictor.data, predictor.test).sampler  # predict's own frame choice
+        total = video_data.video_num_frames(path, backend=predictor.data.backend)
+        if sampler.needs_fps:
+            fps = video_data.video_fps(path, backend=predictor.data.backend)
+            views = sampler.test(total, predictor.test.num_clips, fps=fps)
+        else:
+            views = sampler.test(total, predictor.test.num_clips)
+        views = views.tolist()
     except (av.FFmpegError, OSError, IndexError, ValueError, video_data.VideoDecodeError):
         return None
     frames = len({i for clip in views for i in clip})

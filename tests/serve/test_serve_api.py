@@ -107,7 +107,7 @@ def test_fixed_head_checkpoint_keeps_its_classes(head_checkpoint, video_file):
         with open(video_file, "rb") as f:
             result = client.post("/api/predict", files={"video": ("v.mp4", f)}).json()
         # Dense sampling (the data default), the file's two test clips, both shown in the strip.
-        assert result["views"] == "4 frames x 2 clips x 1 crops" and len(result["clips"]) == 2
+        assert result["views"] == "4 frames x 2 clips x 1 crop" and len(result["clips"]) == 2
         assert [f["index"] for f in result["frames"]] == sorted({i for clip in result["clips"] for i in clip})
         assert sorted(t["label"] for t in result["top"]) == sorted(CLASSES)
         # The upload's keyframe index left the process-wide cache with the file (a server runs for days).
