@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clipvideo.methods import aim, aim_timm  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
 
 TIMM_MODELS = ["vit_tiny_patch16_224", "vit_small_patch16_224", "vit_small_patch32_224", "vit_base_patch16_224",
@@ -41,6 +42,7 @@ def row(name: str, model, resolution: int, frames: int = 8) -> str:
 
 
 def main() -> None:
+    before = load_average()  # counts only, no timing: the load line is printed for the record
     print("| model | total | tunable | GFLOPs / view |")
     print("| --- | ---: | ---: | ---: |")
     for setting, spec in SETTINGS.items():
@@ -55,6 +57,7 @@ def main() -> None:
                                          second_temporal_adapter=spec["second_temporal_adapter"])
                 model = aim_timm.build(config, spec["num_classes"])
             print(row(f"{name}, {setting}", model, config.backbone.architecture["img_size"]))
+    print(load_report(before=before))
 
 
 if __name__ == "__main__":

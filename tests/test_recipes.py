@@ -62,8 +62,12 @@ def tiny(config):
     """The recipe with a tiny random CLIP (width 64, the recipe architecture's depth, so layer indices
     stay valid) and no weight files; class names only from shipped files."""
     backbone = config.model.get("backbone", {})
-    depth = get_architecture(backbone.get("arch", "ViT-B/16")).vision_layers
-    architecture = {**get_architecture("tiny").to_dict(), "vision_layers": depth}
+    if config.method == "aim_timm":  # a timm ViT: VisionTransformer arguments, at the recipe's input size
+        architecture = {"img_size": config.data.input_size, "patch_size": 16, "embed_dim": 64, "depth": 2,
+                        "num_heads": 2, "mlp_ratio": 4.0, "qkv_bias": True}
+    else:
+        depth = get_architecture(backbone.get("arch", "ViT-B/16")).vision_layers
+        architecture = {**get_architecture("tiny").to_dict(), "vision_layers": depth}
     config.model = {**config.model, "backbone": {**backbone, "pretrained": None, "architecture": architecture}}
     for key in ("init_checkpoint", "classifier_file"):
         if config.model.get(key):

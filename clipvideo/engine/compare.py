@@ -141,7 +141,8 @@ def count_parameters(model: torch.nn.Module) -> tuple[float, float]:
 
 
 def gflops_per_view(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
-    """Forward GFLOPs of one view (T, 3, S, S), counted by torch's FlopCounterMode (2 per multiply-add)."""
+    """Forward GFLOPs of one view (T, 3, S, S) as the video papers report them (fvcore: one per
+    multiply-add, e.g. 202 for AIM B/16 at 8 frames): torch's FlopCounterMode total (2 per multiply-add) / 2."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
@@ -150,7 +151,7 @@ def gflops_per_view(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
     # With grad enabled: the counter's module tracker hooks autograd and fails under no_grad.
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, *shape))
-    return counter.get_total_flops() / 1e9
+    return counter.get_total_flops() / 2e9
 
 
 def _costs(config, checkpoint: Path, device: torch.device) -> dict:

@@ -155,20 +155,21 @@ class Scorer:
 def protocol_vocabulary(model, class_file: str | Path, names: list[str],
                         shipped_descriptions: str | None = None) -> ClassVocabulary:
     """The vocabulary the protocols give the model for `names` (read from `class_file`): with the class
-    file's own descriptions (FROSTER's JSON), else the shipped ones matched by name
-    (`protocols.descriptions(names, shipped_descriptions)`), else bare (a warning for a model that
-    classifies with descriptions). Every method is given it and uses what it needs (FROSTER the
-    descriptions). The one place the protocols choose a vocabulary's text."""
+    file's own descriptions (FROSTER's JSON), else, for a model that encodes descriptions (FROSTER),
+    the shipped ones matched by name (`protocols.descriptions(names, shipped_descriptions)`), else
+    bare (with a warning for such a model). Every method is given it and uses what it needs. The
+    one place the protocols choose a vocabulary's text."""
     own = read_class_descriptions(class_file)
     file_names = read_class_names(class_file)
     if any(text != name for name, text in zip(file_names, own)):
         by_name = dict(zip(file_names, own))
         return ClassVocabulary(tuple(names), tuple(by_name.get(name) for name in names))
+    if not model.uses_descriptions:  # shipped descriptions only for a model that encodes them
+        return ClassVocabulary(tuple(names))
     if shipped_descriptions:
         return ClassVocabulary(tuple(names), tuple(shipped.descriptions(names, shipped_descriptions)))
-    if model.uses_descriptions:
-        log.warning("%s has no class descriptions and none are shipped for it: %s scores the bare class names",
-                    class_file, type(model).__name__)
+    log.warning("%s has no class descriptions and none are shipped for it: %s scores the bare class names",
+                class_file, type(model).__name__)
     return ClassVocabulary(tuple(names))
 
 
