@@ -32,7 +32,7 @@ from data_loading import make_stores, make_videos, run  # noqa: E402
 
 from clipvideo.data import CLIP_MEAN, CLIP_STD, build_train_transform  # noqa: E402
 from clipvideo.data.sampling import FrameSampler  # noqa: E402
-from clipvideo.engine.machine import load_report  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 
 # configs/evl/k400_vitb16_8x16.yaml: random resized crop (0.08-1), no flip, RandAugment(4, 7), CLIP statistics
 EVL_K400 = dict(size=224, scale=(0.08, 1.0), flip=False, randaugment=True, mean=CLIP_MEAN, std=CLIP_STD)
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="batch of the device half")
     parser.add_argument("--video-dir", default=os.path.join(tempfile.gettempdir(), "clipvideo_bench_videos"))
     args = parser.parse_args()
+    before = load_average()
     torch.set_num_threads(1)
     paths = make_videos(args.video_dir, args.videos, 10.0, (340, 256), 30, None)
     store = make_stores(paths, args.video_dir, [(16, 26)])["store g16 crf26"]["paths"]
@@ -71,7 +72,7 @@ def main() -> None:
     print(f"| worker path: decode + crop + RandAugment + normalise | {best['worker']:.1f} |")
     print(f"| device path, worker half: decode + crop (uint8) | {best['device']:.1f} ({best['device'] / best['worker']:.2f}x) |")
     print(f"| device half on this CPU (batch {args.batch}, 1 thread): RandAugment + normalise | {device_rate:.1f} clips/s |")
-    print(load_report(1))
+    print(load_report(1, before=before))
 
 
 if __name__ == "__main__":

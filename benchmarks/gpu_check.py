@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from clipvideo.engine.bench import bench_model, bench_train  # noqa: E402
 from clipvideo.engine.compare import METHODS, CompareSettings, count_parameters, gflops_per_view, recipe  # noqa: E402
 from clipvideo.engine.config import build_config  # noqa: E402
-from clipvideo.engine.machine import load_report  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 
 
 def matmul_ceiling(device: torch.device, dtype: torch.dtype, n: int) -> float:
@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8, help="DataLoader workers for the store check")
     parser.add_argument("--smoke", action="store_true", help="tiny models on the CPU (checks that the script runs)")
     args = parser.parse_args()
+    before = load_average()
     if not args.smoke and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); use --smoke for the CPU run")
     device = torch.device("cpu" if args.smoke else "cuda")
@@ -198,7 +199,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke run)"
     header = (f"GPU check on {name}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; "
               f"bf16 matmul ceiling measured {ceiling:.1f} TFLOP/s")
-    table = header + "\n\n" + format_table(rows) + "\n\n" + load_report() + "\n"
+    table = header + "\n\n" + format_table(rows) + "\n\n" + load_report(before=before) + "\n"
     Path(args.out + ".md").write_text(table)
     Path(args.out + ".json").write_text(json.dumps({"device": name, "bf16_ceiling_tflops": ceiling, "rows": rows},
                                                    indent=2))
