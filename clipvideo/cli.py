@@ -76,6 +76,10 @@ def cmd_predict(args) -> int:
     args.backbone = backbone_path(args.backbone)
     predictor = load_predictor(args.checkpoint, args.classes, args.backbone, args.device, args.precision,
                                **({"num_frames": args.num_frames} if args.num_frames else {}), overrides=args.set)
+    if args.timeline:  # sliding windows over long videos: clipvideo/engine/timeline.py
+        from .engine.timeline import run_cli
+
+        return run_cli(args, predictor)
     results = [predict_video(predictor, video, args.top_k, args.num_clips) for video in args.videos]
     failed = [r for r in results if r.error]
     if args.json:
@@ -146,6 +150,46 @@ def cmd_prepare(args) -> int:
         print(f"shard {k}/{n} done; once every shard is done: clipvideo prepare --merge {args.out}")
     store = summary.get("store", summary)
     return 1 if store["failed"] else 0
+
+
+def cmd_embed(args) -> int:
+    from .data.prepare import resolve_shard
+    from .engine.embed import embed_videos
+    from .zoo import native_checkpoint
+
+    if args.model:
+        args.checkpoint = native_checkpoint(args.model)
+    if not args.checkpoint:
+        from .engine.config import ConfigError
+
+        raise ConfigError("give --checkpoint FILE (or --model NAME) to embed with")
+    k, n, launcher = resolve_shard(args.shard)
+    device = args.device
+    if launcher == "torchrun" and device.startswith("cuda") and ":" not in device:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU per process
+    summary = embed_videos(args.source, args.checkpoint, args.out, window=args.window if args.timeline else None,
+                           stride=args.stride, shard=(k, n), root=args.root, device=device,
+                           precision=args.precision, progress=k == 0 and sys.stderr.isatty(), overrides=args.set)
+    print(json.dumps(summary, indent=2) if args.json else
+          f"{args.out}: {summary['rows']} embeddings from {summary['this_shard'] - summary['failed']} videos "
+          f"(shard {k}/{n}; {summary['skipped_already_done']} already done, {summary['failed']} failed)")
+    for error in summary.get("errors", []):
+        print(f"  failed: {error}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
+def cmd_search(args) -> int:
+    from .engine.embed import search_index
+
+    results = search_index(args.index, args.query, args.like, args.top, args.kind, args.checkpoint, args.device,
+                           args.precision)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for rank, r in enumerate(results, 1):
+        where = "" if r["kind"] == "video" else f"  {r['start']:.1f}-{r['end']:.1f} s"
+        print(f"{rank:>3}. {r['score']:.4f}  {r['video']}{where}")
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -379,6 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE",
                    help="override the checkpoint's data/test settings, e.g. data.short_side=256 test.num_clips=3")
+    p.add_argument("--timeline", action="store_true",
+                   help="long videos: top-k per sliding window and merged segments (docs/timeline.md)")
+    p.add_argument("--window", type=float, default=2.0, help="--timeline window length in seconds (default 2)")
+    p.add_argument("--stride", type=float, default=1.0, help="--timeline seconds between window starts (default 1)")
+    p.add_argument("--smooth", type=int, default=1, help="--timeline: average probabilities over this many windows (odd)")
+    p.add_argument("--csv", action="store_true", help="--timeline: print the segments as CSV")
+    p.add_argument("--png", metavar="FILE", help="--timeline: draw the timeline (classes against time) to FILE")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("convert", help="official checkpoint -> native clipvideo checkpoint")
@@ -407,6 +458,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", metavar="STORE", help="join the shards' parts of STORE into its manifest and report")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("embed", help="one L2-normalised embedding per video (and per window) into an index folder")
+    p.add_argument("source", metavar="LIST_OR_FOLDER", help="a folder of videos or a list file (a path per line)")
+    p.add_argument("--checkpoint", help="native clipvideo model file")
+    p.add_argument("--model", help="a released model by zoo name instead of --checkpoint")
+    p.add_argument("--out", required=True, metavar="EMB", help="index folder (created; an existing one is resumed)")
+    p.add_argument("--root", help="folder that relative paths in the list are under")
+    p.add_argument("--timeline", action="store_true", help="also embed sliding windows of each video")
+    p.add_argument("--window", type=float, default=2.0, help="--timeline window length in seconds (default 2)")
+    p.add_argument("--stride", type=float, default=1.0, help="--timeline seconds between window starts (default 1)")
+    p.add_argument("--shard", help="K/N: this process embeds list lines i with i %% N == K; auto: from torchrun "
+                   "(default under torchrun) or a Slurm job array")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "fp16!"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override the model file's data settings")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("search", help="exact cosine search of an embedding index by text or by a video")
+    p.add_argument("index", metavar="EMB", help="index folder written by `clipvideo embed`")
+    p.add_argument("query", nargs="?", help='a phrase, e.g. "a person juggling" (models with a text tower)')
+    p.add_argument("--like", metavar="VIDEO", help="search by a video instead of a phrase")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--kind", choices=["video", "window"], help="only whole videos or only windows")
+    p.add_argument("--checkpoint", help="the model file (default: the one the index was made with)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "fp16!"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a list")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("bench", help="clips/s and peak memory of a recipe's data pipeline, model or training step")
     p.add_argument("what", choices=["data", "model", "train"])
@@ -557,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     from .clip import CheckpointError
     from .engine.config import ConfigError
 
-    known = (ConfigError, CheckpointError, FileNotFoundError)
+    known = (ConfigError, CheckpointError, FileNotFoundError)  # SearchError is a ConfigError
     try:
         from .data import AnnotationError, VideoDecodeError
         from .data.prepare import StoreError
