@@ -428,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=float, default=2.0, help="--timeline window length in seconds (default 2)")
     p.add_argument("--stride", type=float, default=1.0, help="--timeline seconds between window starts (default 1)")
     p.add_argument("--smooth", type=int, default=1, help="--timeline: average probabilities over this many windows (odd)")
+    p.add_argument("--min-segment", type=float, metavar="S",
+                   help="--timeline: segments shorter than S seconds go to their neighbours (default: --window; 0: keep all)")
     p.add_argument("--csv", action="store_true", help="--timeline: print the segments as CSV")
     p.add_argument("--png", metavar="FILE", help="--timeline: draw the timeline (classes against time) to FILE")
     p.set_defaults(func=cmd_predict)

@@ -9,8 +9,8 @@ Decoding is streamed: windows are decoded `batch_size` at a time and dropped aft
 seen them, so memory stays flat with the video's length (benchmarks/timeline_memory.py).
 
 Per-window class probabilities can be smoothed over `smooth` neighbouring windows (a moving
-average); each window then takes its best class, and runs of windows with the same class merge
-into segments. A window stands for the time around its centre, so a boundary falls halfway
+average); each window then takes its best class, runs shorter than `min_segment` (default: one
+window) go to their neighbours, and runs of windows with the same class merge into segments. A window stands for the time around its centre, so a boundary falls halfway
 between the centres of the last window of one class and the first of the next: a boundary is
 found within one stride when the windows on either side of it are labelled by their majority.
 """
@@ -80,20 +80,55 @@ def smooth_probabilities(probabilities: torch.Tensor, smooth: int) -> torch.Tens
     return (total / count).squeeze(1).t()
 
 
+def window_labels(probabilities: torch.Tensor, centres: list[float], duration: float,
+                  min_segment: float = 0.0) -> list[int]:
+    """Each window's best class, then runs shorter than `min_segment` seconds given to their
+    neighbours (the first half of the run to the run before, the rest to the run after), shortest
+    first: a window that straddles two actions often looks like neither, and such a blip lasts
+    less than a window."""
+    labels = probabilities.argmax(dim=1).tolist()
+    while True:
+        runs = _runs(labels)
+        if len(runs) < 2:
+            return labels
+        spans = [_span(centres, duration, first, end) for first, end in runs]
+        short = [i for i, (start, stop) in enumerate(spans) if stop - start < min_segment]
+        if not short:
+            return labels
+        i = min(short, key=lambda i: spans[i][1] - spans[i][0])
+        first, end = runs[i]
+        middle = first + (end - first) // 2 if 0 < i < len(runs) - 1 else (end if i > 0 else first)
+        for w in range(first, end):
+            labels[w] = labels[first - 1] if w < middle else labels[end]
+
+
+def _runs(labels: list[int]) -> list[tuple[int, int]]:
+    """[(first, end)] of runs of equal labels (end exclusive)."""
+    runs, first = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[first]:
+            runs.append((first, i))
+            first = i
+    return runs
+
+
+def _span(centres: list[float], duration: float, first: int, end: int) -> tuple[float, float]:
+    """Seconds covered by windows first..end-1: boundaries halfway between neighbouring centres."""
+    start = 0.0 if first == 0 else (centres[first - 1] + centres[first]) / 2
+    stop = duration if end == len(centres) else (centres[end - 1] + centres[end]) / 2
+    return start, stop
+
+
 def merge_segments(centres: list[float], probabilities: torch.Tensor, class_names: list[str],
-                   duration: float) -> list[Segment]:
-    """Runs of windows with the same best class -> segments covering [0, duration]."""
-    best = probabilities.argmax(dim=1).tolist()
-    segments, first = [], 0
-    for i in range(1, len(best) + 1):
-        if i < len(best) and best[i] == best[first]:
-            continue
-        start = 0.0 if first == 0 else (centres[first - 1] + centres[first]) / 2
-        end = duration if i == len(best) else (centres[i - 1] + centres[i]) / 2
-        label = best[first]
-        score = float(probabilities[first:i, label].mean())
-        segments.append(Segment(round(start, 3), round(end, 3), _name(class_names, label), round(score, 6)))
-        first = i
+                   duration: float, min_segment: float = 0.0) -> list[Segment]:
+    """Runs of windows with the same class -> segments covering [0, duration] (see `window_labels`)."""
+    labels = window_labels(probabilities, centres, duration, min_segment)
+    segments = []
+    for first, end in _runs(labels):
+        start, stop = _span(centres, duration, first, end)
+        label = labels[first]
+        score = float(probabilities[first:end, label].mean())
+        segments.append(Segment(round(start, 3), round(stop, 3), _name(class_names, label), round(score, 6)))
     return segments
 
 
@@ -169,8 +204,10 @@ def window_batches(plan: WindowPlan, data, batch_size: int = 8, progress: bool =
 
 @torch.no_grad()
 def video_timeline(predictor, path: str, window: float = 2.0, stride: float = 1.0, top_k: int = 5,
-                   smooth: int = 1, batch_size: int = 8, progress: bool = False) -> Timeline:
-    """Sliding-window predictions and merged segments for one video (see the module docstring)."""
+                   smooth: int = 1, batch_size: int = 8, progress: bool = False,
+                   min_segment: float | None = None) -> Timeline:
+    """Sliding-window predictions and merged segments for one video (see the module docstring).
+    `min_segment`: seconds; shorter runs go to their neighbours (default: the window length)."""
     if smooth < 1 or smooth % 2 == 0:
         raise ConfigError(f"--smooth must be an odd number of windows >= 1, got {smooth}")
     plan = plan_video(predictor.data, path, window, stride)
@@ -191,7 +228,9 @@ def video_timeline(predictor, path: str, window: float = 2.0, stride: float = 1.
                                 for s, c in zip(top.values, top.indices)]})
     return Timeline(str(path), round(plan.duration, 3), plan.fps, plan.num_frames, plan.window_frames / plan.fps,
                     plan.stride_frames / plan.fps, list(names), windows,
-                    merge_segments(centres, probabilities, names, plan.duration), probabilities)
+                    merge_segments(centres, probabilities, names, plan.duration,
+                                   plan.window_frames / plan.fps if min_segment is None else min_segment),
+                    probabilities)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,13 +314,14 @@ def png_path(png: str, video: str, count: int) -> Path:
 
 def timeline(video, checkpoint=None, classes=None, backbone=None, window: float = 2.0, stride: float = 1.0,
              top_k: int = 5, smooth: int = 1, device="cpu", precision="auto", progress: bool = False,
-             **options) -> dict:
+             min_segment: float | None = None, **options) -> dict:
     """Python API (`clipvideo.timeline`): {"video", "duration", "windows": [...], "segments":
     [{"start", "end", "label", "score"}], ...} for one video."""
     from .predict import load_predictor
 
     predictor = load_predictor(checkpoint, classes, backbone, device, precision, **options)
-    return video_timeline(predictor, str(video), window, stride, top_k, smooth, progress=progress).to_dict()
+    return video_timeline(predictor, str(video), window, stride, top_k, smooth, progress=progress,
+                          min_segment=min_segment).to_dict()
 
 
 def run_cli(args, predictor) -> int:
@@ -293,7 +333,7 @@ def run_cli(args, predictor) -> int:
     for video in args.videos:
         try:
             results.append(video_timeline(predictor, video, args.window, args.stride, args.top_k, args.smooth,
-                                          progress=sys.stderr.isatty()))
+                                          progress=sys.stderr.isatty(), min_segment=args.min_segment))
         except video_data.VideoDecodeError as error:
             results.append(Timeline(str(video), 0.0, 0.0, 0, args.window, args.stride, [], error=str(error)))
     good = [t for t in results if not t.error]
