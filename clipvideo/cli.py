@@ -384,6 +384,10 @@ def cmd_serve(args) -> int:
                              samples=not args.no_samples)
     app = build_app(args.checkpoint, args.classes, args.backbone, args.device, args.precision, settings,
                     **({"num_frames": args.num_frames} if args.num_frames else {}))
+    if args.index:  # a search box over an embedding index (clipvideo/serve/longvideo.py)
+        from .serve.longvideo import load_index
+
+        load_index(app, args.index)
     run_server(app, args.host, args.port)
     return 0
 
@@ -429,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=float, default=1.0, help="--timeline seconds between window starts (default 1)")
     p.add_argument("--smooth", type=int, default=1, help="--timeline: average probabilities over this many windows (odd)")
     p.add_argument("--min-segment", type=float, metavar="S",
-                   help="--timeline: segments shorter than S seconds go to their neighbours (default: --window; 0: keep all)")
+                   help="--timeline: segments no longer than S seconds go to their neighbours (default: --window; 0: keep all)")
     p.add_argument("--csv", action="store_true", help="--timeline: print the segments as CSV")
     p.add_argument("--png", metavar="FILE", help="--timeline: draw the timeline (classes against time) to FILE")
     p.set_defaults(func=cmd_predict)
@@ -513,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-samples", action="store_true", help="do not offer the bundled synthetic samples")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--index", metavar="EMB", help="an index from `clipvideo embed` (same model) for the search box")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("models", help="the model zoo: released checkpoints by name, and which are cached")

@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 
 from .. import data as video_data
-from ..clip import CheckpointError
 from .config import ConfigError
 from .data import normalization
 from .precision import autocast
@@ -167,16 +166,13 @@ def list_videos(source: str | os.PathLike, root: str | None = None) -> list[str]
 
 
 def _model_meta(predictor, checkpoint, window, stride) -> dict:
-    model = predictor.model
-    from .checkpoint import model_payload
+    from ..methods import METHODS
 
-    try:
-        method = model_payload(model)["method"] if hasattr(model, "config") else type(model).__name__
-    except ValueError:
-        method = type(model).__name__
+    model = predictor.model
+    config = getattr(model, "config", None)
+    method = next((name for name, module in METHODS.items() if isinstance(config, module.Config)), type(model).__name__)
     return {"checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None, "method": method,
-            "text": has_text_space(model), "timeline": window is not None,
-            "window": window, "stride": stride}
+            "text": has_text_space(model), "timeline": window is not None, "window": window, "stride": stride}
 
 
 def _save_part(out: Path, name: str, embeddings: torch.Tensor, rows: list[dict]) -> None:

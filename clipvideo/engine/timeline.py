@@ -9,7 +9,7 @@ Decoding is streamed: windows are decoded `batch_size` at a time and dropped aft
 seen them, so memory stays flat with the video's length (benchmarks/timeline_memory.py).
 
 Per-window class probabilities can be smoothed over `smooth` neighbouring windows (a moving
-average); each window then takes its best class, runs shorter than `min_segment` (default: one
+average); each window then takes its best class, runs no longer than `min_segment` (default: one
 window) go to their neighbours, and runs of windows with the same class merge into segments. A window stands for the time around its centre, so a boundary falls halfway
 between the centres of the last window of one class and the first of the next: a boundary is
 found within one stride when the windows on either side of it are labelled by their majority.
@@ -82,20 +82,23 @@ def smooth_probabilities(probabilities: torch.Tensor, smooth: int) -> torch.Tens
 
 def window_labels(probabilities: torch.Tensor, centres: list[float], duration: float,
                   min_segment: float = 0.0) -> list[int]:
-    """Each window's best class, then runs shorter than `min_segment` seconds given to their
+    """Each window's best class, then runs no longer than `min_segment` seconds given to their
     neighbours (the first half of the run to the run before, the rest to the run after), shortest
-    first: a window that straddles two actions often looks like neither, and such a blip lasts
-    less than a window."""
+    (then least confident) first. A window that straddles two actions often looks like neither; the windows that straddle
+    one boundary span at most one window length, so with `min_segment` = the window such a blip
+    goes, while an action of more than twice the window keeps windows of its own."""
     labels = probabilities.argmax(dim=1).tolist()
     while True:
         runs = _runs(labels)
         if len(runs) < 2:
             return labels
         spans = [_span(centres, duration, first, end) for first, end in runs]
-        short = [i for i, (start, stop) in enumerate(spans) if stop - start < min_segment]
+        short = [i for i, (start, stop) in enumerate(spans) if stop - start <= min_segment + 1e-9]
         if not short:
             return labels
-        i = min(short, key=lambda i: spans[i][1] - spans[i][0])
+        # the shortest first; among equally short ones the least confident
+        i = min(short, key=lambda i: (round(spans[i][1] - spans[i][0], 6),
+                                      float(probabilities[runs[i][0]:runs[i][1], labels[runs[i][0]]].mean())))
         first, end = runs[i]
         middle = first + (end - first) // 2 if 0 < i < len(runs) - 1 else (end if i > 0 else first)
         for w in range(first, end):
@@ -207,7 +210,7 @@ def video_timeline(predictor, path: str, window: float = 2.0, stride: float = 1.
                    smooth: int = 1, batch_size: int = 8, progress: bool = False,
                    min_segment: float | None = None) -> Timeline:
     """Sliding-window predictions and merged segments for one video (see the module docstring).
-    `min_segment`: seconds; shorter runs go to their neighbours (default: the window length)."""
+    `min_segment`: seconds; runs no longer go to their neighbours (default: the window length)."""
     if smooth < 1 or smooth % 2 == 0:
         raise ConfigError(f"--smooth must be an odd number of windows >= 1, got {smooth}")
     plan = plan_video(predictor.data, path, window, stride)
