@@ -300,3 +300,32 @@ def test_bad_inputs_are_one_line_errors(linear_model, tmp_path):
         assert done.returncode == 2, (args, done.stdout, done.stderr[-1500:])
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, lines)
+
+
+@pytest.mark.parametrize("method", ["frozen", "xclip", "text4vis", "froster", "evl", "aim"])
+def test_every_method_gives_a_video_embedding_and_text_methods_a_text_one(method):
+    """Tiny random models of the six methods (their tiny_synthetic recipes, no weights files)."""
+    from clipvideo.engine.config import load_config
+    from clipvideo.engine.embed import SearchError, text_embedding, video_embedding
+    from clipvideo.engine.train import build_model
+
+    overrides = ["model.backbone.pretrained=null", "model.backbone.arch=tiny", "data.class_names="]
+    if method == "frozen":
+        overrides.append("model.classifier=text")
+    config = load_config(REPO / f"configs/{method}/tiny_synthetic.yaml", overrides)
+    names = ["moving left", "moving right", "still red square"]
+    model = build_model(config, len(names), names).eval()
+    video = torch.randn(4, config.data.num_frames, 3, config.data.input_size, config.data.input_size)
+    with torch.no_grad():
+        embeddings = video_embedding(model, video)
+        logits = model(video)
+    assert embeddings.shape[0] == 4 and torch.allclose(embeddings.norm(dim=1), torch.ones(4), atol=1e-5)
+    if method in ("evl", "aim"):
+        with pytest.raises(SearchError, match="no text tower"):
+            text_embedding(model, ["moving left"])
+        return
+    texts = text_embedding(model, names)
+    assert texts.shape == (len(names), embeddings.shape[1]) and model.class_names == names  # vocabulary kept
+    if method != "xclip":  # X-CLIP's classifier adds video-specific prompts to the text; the others are
+        # a cosine (or a mean of per-frame cosines) between this embedding and the class texts
+        assert (embeddings @ texts.t()).argmax(dim=1).tolist() == logits.argmax(dim=1).tolist()
