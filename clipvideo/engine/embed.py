@@ -104,24 +104,38 @@ def text_embedding(model, texts: list[str]) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def embed_whole_video(predictor, path: str) -> torch.Tensor:
-    """(D,) embedding of a whole video: its views sampled as `clipvideo predict` samples them
-    (centre crop), their embeddings averaged and normalised again."""
-    from .predict import clip_indices
+def whole_video_views(predictor, path: str) -> torch.Tensor:
+    """(V, T, 3, h, w) normalised views of a whole video, sampled as `clipvideo predict` samples it.
+
+    The second adapter: predict's evaluation-dataset path where it has one (`video_dataset`, the
+    model contract's predict), else predict's `clip_indices` with centre crops.
+    """
+    from . import predict
 
     data = predictor.data
+    if hasattr(predict, "video_dataset"):
+        dataset = predict.video_dataset(str(path), data, predictor.test)
+        total, _, frames = dataset.sample(0)
+        if total <= 0:
+            raise video_data.VideoDecodeError(str(path), "no frames")
+        return dataset.views(frames)
     reader = video_data.open_video(str(path), backend=data.backend)
     total = reader.num_frames
     if total <= 0:
         raise video_data.VideoDecodeError(str(path), "no frames")
     fps = reader.fps if data.sampling_protocol == "froster" else None
-    views = clip_indices(total, data, predictor.num_clips, fps)
+    views = predict.clip_indices(total, data, predictor.num_clips, fps)
     mean, std = normalization(data)
     transform = video_data.build_test_transform(size=data.input_size, short_side=data.short_side, crop="center",
                                                 mean=mean, std=std)
     frames = reader.get_frames([i for clip in views for i in clip]).permute(0, 3, 1, 2)
-    clips = torch.stack([transform(clip) for clip in frames.split(len(views[0]))])  # (V, T, 3, h, w)
+    return torch.stack([transform(clip) for clip in frames.split(len(views[0]))])
+
+
+@torch.no_grad()
+def embed_whole_video(predictor, path: str) -> torch.Tensor:
+    """(D,) embedding of a whole video: its views' embeddings averaged and normalised again."""
+    clips = whole_video_views(predictor, path)
     with autocast(predictor.device, predictor.precision):
         embeddings = video_embedding(predictor.model, clips.to(predictor.device))
     return F.normalize(embeddings.float().mean(dim=0), dim=-1).cpu()
