@@ -51,7 +51,7 @@ def predict(videos, checkpoint=None, classes=None, backbone=None, top_k=5, model
 
 
 def timeline(video, checkpoint=None, classes=None, backbone=None, window=2.0, stride=1.0, top_k=5, smooth=1,
-             model=None, **options):  # min_segment=S: shorter segments go to their neighbours (default: window)
+             model=None, **options):  # min_segment=S: segments no longer than S go to their neighbours (default: window)
     """Sliding-window top-k and merged segments [{"start", "end", "label", "score"}] for a long video."""
     from .engine.timeline import timeline as _timeline
     from .zoo import backbone_path, native_checkpoint
