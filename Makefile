@@ -8,14 +8,24 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: demo test install clean browser
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# `make demo` installs only clipvideo's own dependencies (no extras), and shows pip's progress:
+# the first install downloads torch and takes minutes (README: measured size and time).
+$(VENV)/.installed-base: pyproject.toml
+	@test -x $(PY) || { echo "creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing clipvideo and its own dependencies (torch, torchvision, PyAV, open_clip, ...) into $(VENV)"
+	$(PY) -m pip install --disable-pip-version-check -e .
 	touch $@
+
+# `make test` installs everything: the [test] extra pulls in [serve] and [export] too.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || { echo "creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing clipvideo with the [test] extra (serve, export, transformers, scikit-learn, selenium) into $(VENV)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@ $(VENV)/.installed-base
 
 install: $(VENV)/.installed
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-base
 	$(PY) -m clipvideo demo
 
 # The `clipvideo serve` browser test drives Debian's headless Chromium. Install it where we can

@@ -43,21 +43,16 @@ class ExportResult:
 
 
 def freeze_classes(model: torch.nn.Module) -> torch.nn.Module:
-    """Text-based models: compute the (K, E) class embeddings once and make `text_features` return
-    that tensor, so tracing and torch.export see a constant instead of the text tower."""
-    if getattr(model, "uses_text", False) and callable(getattr(model, "text_features", None)):
-        with torch.no_grad():
-            features = model.text_features().detach().clone()
-        model.text_features = lambda: features  # the instance attribute shadows the method
+    """Text-based models: fix the (K, D) class embeddings as a constant (`model.freeze_classes()`),
+    which drops the text tower, so tracing and torch.export see no text encoder."""
+    model.freeze_classes()
     return model
 
 
 def model_geometry(model, data: dict) -> tuple[int, int]:
-    """(frames, crop size) the model takes."""
-    num_frames = getattr(getattr(model, "config", None), "num_frames", None) or data.get("num_frames", 8)
-    clip = getattr(model, "clip", None)
-    size = getattr(getattr(clip, "config", None), "image_resolution", None) or data.get("input_size", 224)
-    return int(num_frames), int(size)
+    """(frames, crop size) the model takes: the file's data settings over the model's own record."""
+    settings = {**model.input_config()["data"], **data}
+    return int(settings.get("num_frames", 8)), int(settings.get("input_size", 224))
 
 
 def example_video(batch: int, num_frames: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -69,7 +64,7 @@ def example_video(batch: int, num_frames: int, size: int, seed: int = 0) -> torc
 def load_for_export(checkpoint, classes=None):
     """(model in eval mode, data settings, class names) from a native checkpoint or a zoo name."""
     from .engine import checkpoint as ckpt
-    from .engine.predict import parse_classes
+    from .engine.predict import class_vocabulary, parse_classes
 
     path = Path(str(checkpoint))
     if not path.is_file():
@@ -80,12 +75,11 @@ def load_for_export(checkpoint, classes=None):
         path = zoo.native_checkpoint(str(checkpoint))
     payload = ckpt.read_checkpoint(path)
     model = ckpt.model_from_payload(payload, path)
-    data = dict(payload.get("config", {}).get("data", {}))
-    names = parse_classes(classes)
-    if names:
-        if not getattr(model, "uses_text", False):
+    data = ckpt.inference_settings(model, (payload.get("config") or {}).get("data"))["data"]
+    if parse_classes(classes):
+        if not model.uses_text:
             raise CheckpointError(f"{path}: a {payload['method']} model has a trained head; it cannot take --classes")
-        model.set_class_names(names)
+        model.set_classes(class_vocabulary(classes))
     if not model.class_names:
         raise CheckpointError(f"{path}: the checkpoint has no class names; pass --classes \"a,b,c\" to fix the class set")
     return model.eval(), data, list(model.class_names)

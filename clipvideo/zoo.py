@@ -142,8 +142,20 @@ def find(name: str) -> ZooEntry | None:
 
 
 def list_models(method: str | None = None, dataset: str | None = None) -> list[ZooEntry]:
-    return [e for e in registry().values()
-            if (method is None or e.method == method) and (dataset is None or e.dataset == dataset)]
+    """Entries of `method` trained on `dataset` (any spelling: k400 = kinetics400); ZooError naming
+    the valid values for a method or dataset that no entry has."""
+    from .vocabulary import canonical
+
+    entries = list(registry().values())
+    if method is not None and method not in {e.method for e in entries}:
+        raise ZooError(f"--method {method!r}: no such method in the zoo; "
+                       f"choose one of {', '.join(sorted({e.method for e in entries}))}")
+    if dataset is not None and canonical(dataset) not in {canonical(e.dataset) for e in entries}:
+        raise ZooError(f"--dataset {dataset!r}: no model in the zoo is trained on it; "
+                       f"choose one of {', '.join(sorted({e.dataset for e in entries}))} (or their full names, "
+                       "e.g. kinetics400)")
+    return [e for e in entries if (method is None or e.method == method)
+            and (dataset is None or canonical(e.dataset) == canonical(dataset))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,9 +390,9 @@ def _download(url, destination, sha256=None, size=None, progress=True, attempts=
 # Names -> models
 
 
-def _weights_path(entry: ZooEntry) -> Path:
+def _weights_path(entry: ZooEntry, progress: bool = True) -> Path:
     """What the importer takes: the folder for multi-file releases (Hugging Face), else the file."""
-    folder = fetch(entry)
+    folder = fetch(entry, progress)
     return folder if len(entry.files) > 1 else folder / entry.files[0].filename
 
 
@@ -394,12 +406,12 @@ def backbone_path(value) -> str | None:
     return str(_weights_path(entry))
 
 
-def class_names(entry: ZooEntry) -> list[str] | None:
+def class_names(entry: ZooEntry, progress: bool = True) -> list[str] | None:
     if entry.classes is None:
         return None
     from .data import read_class_names
 
-    return read_class_names(fetch_file(entry, entry.classes))
+    return read_class_names(fetch_file(entry, entry.classes, progress))
 
 
 def load_pretrained(name: str, device="cpu", progress: bool = True, **overrides):
@@ -413,18 +425,18 @@ def load_pretrained(name: str, device="cpu", progress: bool = True, **overrides)
         from .clip import load_clip
 
         require_offline_files(entry)
-        return load_clip(_weights_path(entry), **overrides).to(device).eval()
+        return load_clip(_weights_path(entry, progress), **overrides).to(device).eval()
     from .official import load_official
 
     require_offline_files(entry)
     options = {**entry.overrides, **overrides}
-    weights = _weights_path(entry)  # the release first, then the backbone it needs
+    weights = _weights_path(entry, progress)  # the release first, then the backbone it needs
     if entry.backbone and "backbone" not in options:
-        options["backbone"] = str(_weights_path(get(entry.backbone)))
+        options["backbone"] = str(_weights_path(get(entry.backbone), progress))
     model = load_official(entry.method, str(weights), **options)
-    names = class_names(entry)
+    names = class_names(entry, progress)
     if names:
-        if getattr(model, "uses_text", False):
+        if model.uses_text:
             model.set_class_names(names)
         else:
             heads = getattr(model, "num_classes", len(names))
@@ -435,11 +447,13 @@ def load_pretrained(name: str, device="cpu", progress: bool = True, **overrides)
     return model.to(device).eval()
 
 
-def data_settings(entry: ZooEntry, model=None) -> dict:
-    """DataConfig fields for predicting with this entry: the method's own, then the registry's."""
-    settings = dict(model.data_settings()) if model is not None and hasattr(model, "data_settings") else {}
-    settings.update(entry.data)
-    return settings
+def input_settings(entry: ZooEntry, model) -> dict:
+    """{"data", "test"} for predicting with this entry: the model's own record (`input_config()`),
+    then the release's in the registry (its `data` fields, its published `test_views`)."""
+    record = model.input_config()
+    views = {key: entry.test_views[short] for key, short in (("num_clips", "clips"), ("num_crops", "crops"))
+             if short in entry.test_views}
+    return {"data": {**record.get("data", {}), **entry.data}, "test": {**record.get("test", {}), **views}}
 
 
 def native_checkpoint(name: str, progress: bool = True) -> Path:
@@ -454,7 +468,7 @@ def native_checkpoint(name: str, progress: bool = True) -> Path:
     if path.is_file():
         return path
     model = load_pretrained(entry.name, progress=progress)
-    save_model(model, path, config={"data": data_settings(entry, model)})
+    save_model(model, path, config=input_settings(entry, model))
     return path
 
 

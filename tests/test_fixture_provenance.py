@@ -17,6 +17,7 @@ OFFICIAL_REPOSITORIES = {
     "xclip": "microsoft/VideoX",
     "text4vis": "whwu95/Text4Vis",
     "froster": "Visual-AI/FROSTER",
+    "aim_imagenet": "taoyang1122/adapt-image-models",
 }
 
 

@@ -178,9 +178,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except CheckpointError:
         raise
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        from ..errors import safe_load_reason  # one line, never torch's advice to load unsafely
+
         raise CheckpointError(
-            f"{path}: not a loadable weights file ({first_line[:200]}); expected a PyTorch .pt/.pth "
+            f"{path}: not a loadable weights file ({safe_load_reason(error)}); expected a PyTorch .pt/.pth "
             "state dict, an OpenAI CLIP TorchScript archive or a .safetensors file"
         ) from None
     except Exception as error:  # torch/zip/safetensors raise many types for damaged files

@@ -154,6 +154,16 @@ class CLIP(nn.Module):
         text_features = nn.functional.normalize(self.encode_text(tokens), dim=-1)
         return self.logit_scale.exp() * image_features @ text_features.t()
 
+    def drop_text_tower(self) -> None:
+        """Delete the text encoder (an exported classifier keeps its class embeddings instead);
+        the image tower and logit_scale stay."""
+        for name in ("token_embedding", "transformer", "ln_final"):
+            setattr(self, name, None)
+        for name in ("positional_embedding", "text_projection"):
+            self.register_parameter(name, None)
+        self.register_buffer("attn_mask", None, persistent=False)
+        self.with_text = False
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.visual.set_grad_checkpointing(enable)
         if self.with_text:

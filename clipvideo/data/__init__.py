@@ -13,7 +13,7 @@ from .annotations import (
     read_class_names,
     read_video_list,
 )
-from .datasets import BAD_REASONS, DummyVideoDataset, MultiViewTestDataset, VideoClipDataset
+from .datasets import BAD_REASONS, DummyVideoDataset, MultiViewTestDataset, VideoClipDataset, views_text
 from .decode import KeyframeIndex, KeyframeIndexCache, VideoDecodeError, build_keyframe_index
 from .readers import (
     BACKENDS,
@@ -52,6 +52,7 @@ from .transforms import (
 )
 
 __all__ = [
+    "views_text",
     "AnnotationError", "TarIndex", "VideoRecord", "read_class_descriptions", "read_class_names", "read_video_list",
     "BAD_REASONS", "DummyVideoDataset", "MultiViewTestDataset", "VideoClipDataset",
     "BACKENDS", "KeyframeIndex", "KeyframeIndexCache", "VideoDecodeError", "VideoReader", "available_backends",

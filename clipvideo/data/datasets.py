@@ -39,6 +39,13 @@ BAD_REASONS = ("", "missing file", "unreadable", "no video stream", "zero frames
                "decode error", "missing frame file", "other")
 
 
+def views_text(num_frames: int, num_clips: int, num_crops: int) -> str:
+    """`8 frames x 4 clips x 1 crop`: the test views, in words."""
+    from ..errors import plural
+
+    return f"{plural(num_frames, 'frame')} x {plural(num_clips, 'clip')} x {plural(num_crops, 'crop')}"
+
+
 class VideoClipDataset(torch.utils.data.Dataset):
     """One clip per video from a list file (formats in :mod:`clipvideo.data.annotations`).
 
@@ -207,7 +214,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         ) from last_error
 
     def describe(self) -> str:
-        return f"{self.num_frames} frames x 1 clips x 1 crops"
+        return views_text(self.num_frames, 1, 1)
 
     def __repr__(self) -> str:
         kind = "rawframes" if self.rawframes else f"videos ({self.backend})"
@@ -239,16 +246,33 @@ class MultiViewTestDataset(VideoClipDataset):
         self.num_clips = num_clips
         self.num_crops = num_crops
 
-    def __getitem__(self, index: int):
-        try:
-            frames = self.read_frames(index, lambda n, **kw: self.sampler.test(n, self.num_clips, **kw))  # (C, T, 3, H, W)
-        except (VideoDecodeError, OSError) as error:
-            self._record_bad(index, error)
-            return self._blank_like_output(), self.target(index), index, False
+    def sample(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """(frames in the video, frame indices (C, T), decoded uint8 frames (C, T, 3, H, W)) of
+        video ``index``'s clips; raises ``VideoDecodeError``/``OSError`` for bad input."""
+        seen = {}
+
+        def choose(num_video_frames, **kwargs):
+            seen["total"] = num_video_frames
+            seen["indices"] = self.sampler.test(num_video_frames, self.num_clips, **kwargs)
+            return seen["indices"]
+
+        frames = self.read_frames(index, choose)
+        return seen["total"], seen["indices"], frames
+
+    def views(self, frames: torch.Tensor) -> torch.Tensor:
+        """Decoded clips (C, T, 3, H, W) -> transformed views (C * S, T, 3, S, S), clip-major."""
         views = torch.stack([self.transform(clip) for clip in frames])  # (C, [S,] T, 3, S, S)
         if views.dim() == 5:
             views = views.unsqueeze(1)
-        return views.flatten(0, 1), self.target(index), index, True  # (C*S, T, 3, S, S)
+        return views.flatten(0, 1)
+
+    def __getitem__(self, index: int):
+        try:
+            _, _, frames = self.sample(index)  # (C, T, 3, H, W)
+        except (VideoDecodeError, OSError) as error:
+            self._record_bad(index, error)
+            return self._blank_like_output(), self.target(index), index, False
+        return self.views(frames), self.target(index), index, True  # (C*S, T, 3, S, S)
 
     def _blank_like_output(self) -> torch.Tensor:
         if self._blank is None:
@@ -259,7 +283,7 @@ class MultiViewTestDataset(VideoClipDataset):
         return self._blank.clone()
 
     def describe(self) -> str:
-        return f"{self.num_frames} frames x {self.num_clips} clips x {self.num_crops} crops"
+        return views_text(self.num_frames, self.num_clips, self.num_crops)
 
 
 class DummyVideoDataset(torch.utils.data.Dataset):
@@ -291,4 +315,4 @@ class DummyVideoDataset(torch.utils.data.Dataset):
 
     def describe(self) -> str:
         views = self.num_views or 1
-        return f"{self.num_frames} frames x {views} clips x 1 crops (dummy)"
+        return views_text(self.num_frames, views, 1) + " (dummy)"

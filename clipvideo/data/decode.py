@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -43,7 +44,22 @@ class VideoDecodeError(RuntimeError):
     def __init__(self, path: str, reason: str, detail: str = ""):
         self.path = path
         self.reason = reason
+        detail = _plain_detail(str(detail), str(path))
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+_ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
+
+
+def _plain_detail(detail: str, path: str) -> str:
+    """FFmpeg's message without its raw error number (`[Errno 1094995529]`, an FFmpeg tag, not an
+    errno) and without the path, which the message already starts with; first line only."""
+    detail = _ERRNO_PREFIX.sub("", (detail.strip().splitlines() or [""])[0])
+    if path:
+        for quoted in (f"'{path}'", f'"{path}"'):
+            detail = detail.replace(quoted, "")
+        detail = detail.removesuffix(path)
+    return detail.strip(" :;")
 
 
 def source_name(source: VideoSource) -> str:

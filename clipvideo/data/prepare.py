@@ -61,7 +61,8 @@ class StoreError(ValueError):
 
 @dataclass
 class StoreSettings:
-    short_side: int = 256  # resize so the shorter side is this many pixels (aspect kept, even sizes)
+    short_side: int = 256  # shrink so the shorter side is at most this many pixels (aspect kept, even sizes)
+    upscale: bool = False  # also enlarge videos whose short side is smaller (more bytes, no more detail)
     gop: int = 16  # a keyframe every `gop` frames; a frame needs its keyframe, the anchors before it and itself
     crf: int = 26  # x264 constant rate factor (lower = larger, closer to the source)
     preset: str = "medium"  # x264 speed preset: encoding time and size (decoding cost comes from `tune`)
@@ -114,8 +115,11 @@ def _even(value: float) -> int:
     return max(2, int(round(value / 2)) * 2)
 
 
-def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(width, height) with the short side = short_side, aspect kept, both even (yuv420p)."""
+def output_size(width: int, height: int, short_side: int, upscale: bool = True) -> tuple[int, int]:
+    """(width, height) with the short side = short_side, aspect kept, both even (yuv420p); without
+    `upscale`, a video whose short side is already at most short_side keeps its size (made even)."""
+    if not upscale and min(width, height) <= short_side:
+        return max(2, width - width % 2), max(2, height - height % 2)
     if width <= height:
         return _even(short_side), _even(height * short_side / width)
     return _even(width * short_side / height), _even(short_side)
@@ -180,7 +184,8 @@ def encode_video(source: str, destination: str, settings: StoreSettings) -> dict
         rate = stream.average_rate or stream.guessed_rate or Fraction(30)
         out = av.open(tmp, mode="w", format="mp4")
         try:
-            width, height = output_size(stream.codec_context.width, stream.codec_context.height, settings.short_side)
+            width, height = output_size(stream.codec_context.width, stream.codec_context.height, settings.short_side,
+                                        settings.upscale)
             options = {"crf": str(settings.crf), "preset": settings.preset, "tune": settings.tune,
                        "x264-params": x264_params(settings)}
             encoder = out.add_stream("libx264", rate=rate, options=options)
@@ -226,7 +231,9 @@ def _prepare_one(job: tuple) -> VideoRecordOut:
         for key, value in info.items():
             setattr(record, key, value)
     except (VideoDecodeError, OSError) as error:
-        record.error = str(error)
+        # The record names the listed path already: keep the reason, not the full source path again.
+        plain_os_error = isinstance(error, OSError) and not isinstance(error, VideoDecodeError) and error.strerror
+        record.error = error.strerror if plain_os_error else str(error).removeprefix(f"{source}: ")
     return record
 
 

@@ -1,9 +1,9 @@
 """`clipvideo average RUN --epochs A-B OUT`: uniform weight averaging of a run's epoch checkpoints.
 
 The run must have been trained with `train.keep_epoch_checkpoints: true` (files
-`checkpoint_epoch{N:03d}.pt`). Every floating-point weight is the plain mean over epochs A..B
-(accumulated in float64, stored in the checkpoint's dtype), as FROSTER's released models are
-made (its epochs 2..last). Modules a method lists in `training_only_prefixes` (a frozen teacher)
+`checkpoint_epoch{N:03d}.pt`: model files with the run's config, no optimiser state). Every
+floating-point weight is the plain mean over epochs A..B (accumulated in float64, stored in the
+checkpoint's dtype), as FROSTER's released models are made (its epochs 2..last). Modules a method lists in `training_only_prefixes` (a frozen teacher)
 are not averaged and not written. The output is a native model file with the method config,
 class names and the run's config (data settings), so predict/test/load need no flags.
 """

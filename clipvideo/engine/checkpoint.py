@@ -9,6 +9,7 @@ import dataclasses
 import os
 import random
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,13 @@ import torch
 
 from .. import __version__
 from ..clip import CheckpointError
+from ..errors import safe_load_reason
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def atomic_save(obj, path: str | Path) -> None:
@@ -26,6 +34,8 @@ def atomic_save(obj, path: str | Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+        # mkstemp makes the file 0600; a model file is shared like any other output (0644 under umask 022).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -80,7 +90,7 @@ def model_payload(model) -> dict:
     method = next((name for name, module in METHODS.items() if isinstance(model.config, module.Config)), None)
     if method is None:
         raise ValueError(f"{type(model).__name__} has a config of unknown method type {type(model.config).__name__}")
-    skip = tuple(getattr(model, "training_only_prefixes", ()))  # a frozen teacher is not saved
+    skip = tuple(model.training_only_prefixes)  # a frozen teacher is not saved
     return {
         "method": method,
         "model_config": dataclasses.asdict(model.config),
@@ -97,28 +107,12 @@ def _plain(settings) -> dict:
 def inference_settings(model, data=None, test=None) -> dict:
     """{"data": ..., "test": ...}: how `model` must be fed, stored in every model file.
 
-    `data`/`test` are the run's DataConfig/TestConfig (or dicts of their fields). Without them the
-    model describes itself (`data_settings()`, `test_settings()`), else the frame count and input
-    size are read from the model, so that predict never falls back to unrelated defaults.
+    The model's own record (`input_config()`), overridden field by field by `data`/`test`: the
+    run's DataConfig/TestConfig (or dicts of their fields), so a run's choices win.
     """
-    if data is None and hasattr(model, "data_settings"):
-        data = model.data_settings()
-    if data is None:
-        data = {}
-        if hasattr(model.config, "num_frames"):
-            data["num_frames"] = model.config.num_frames
-        from ..clip.vision import VisionTransformer
-
-        vision = next((m for m in model.modules() if isinstance(m, VisionTransformer)), None)
-        if vision is not None:
-            data["input_size"] = vision.image_size
-            data["short_side"] = round(vision.image_size * 256 / 224)
-    if test is None and hasattr(model, "test_settings"):
-        test = model.test_settings()
-    settings = {"data": _plain(data)}
-    if test is not None:
-        settings["test"] = _plain(test)
-    return settings
+    record = model.input_config()
+    return {"data": {**record.get("data", {}), **(_plain(data) if data is not None else {})},
+            "test": {**record.get("test", {}), **(_plain(test) if test is not None else {})}}
 
 
 def save_model(model, path: str | Path, data=None, test=None, **extra) -> None:
@@ -130,14 +124,16 @@ def save_model(model, path: str | Path, data=None, test=None, **extra) -> None:
     atomic_save({**model_payload(model), **extra, "config": config}, path)
 
 
-def stored_settings(payload: dict, path: str | Path = "checkpoint"):
-    """(DataConfig, TestConfig) recorded in a checkpoint; defaults for what it does not record."""
+def stored_settings(payload: dict, path: str | Path = "checkpoint", model=None):
+    """(DataConfig, TestConfig) recorded in a checkpoint, over the model's own record
+    (`input_config()`, when `model` is given: older files may lack fields), over the defaults."""
     from .config import DataConfig, TestConfig, from_dict
 
     config = payload.get("config") or {}
-    data = from_dict(DataConfig, config.get("data") or {}, f"{path}: config.data")
-    test = from_dict(TestConfig, config.get("test") or {}, f"{path}: config.test")
-    return data, test
+    record = model.input_config() if model is not None else {}
+    data = {**record.get("data", {}), **(config.get("data") or {})}
+    test = {**record.get("test", {}), **(config.get("test") or {})}
+    return (from_dict(DataConfig, data, f"{path}: config.data"), from_dict(TestConfig, test, f"{path}: config.test"))
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -145,10 +141,12 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a file
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: cannot read the checkpoint: {safe_load_reason(error)}; expected a clipvideo "
+                              "model.pt or checkpoint_last.pt (official releases: `clipvideo convert`)") from None
 
 
 def model_from_payload(payload: dict, path: str | Path = "checkpoint", num_classes: int | None = None):
@@ -182,7 +180,7 @@ def model_from_payload(payload: dict, path: str | Path = "checkpoint", num_class
 def load_model_state(model, state: dict, path: str | Path = "checkpoint") -> None:
     """Load weights strictly, except keys under the model's `training_only_prefixes` (a frozen
     teacher): model files leave them out, so they may be missing (or absent from the model)."""
-    skip = tuple(getattr(model, "training_only_prefixes", ()))
+    skip = tuple(model.training_only_prefixes)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (skip and k.startswith(skip))]
     unexpected = [k for k in unexpected if not (skip and k.startswith(skip))]
@@ -208,7 +206,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """
     payload = read_checkpoint(path)
     model = model_from_payload(payload, path)
-    model.data_config, model.test_config = stored_settings(payload, path)
+    model.data_config, model.test_config = stored_settings(payload, path, model)
     return model.to(device)
 
 

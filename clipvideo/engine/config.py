@@ -27,6 +27,7 @@ class DataConfig:
     train_list: str = ""  # "<path> <label>" lines (or "<dir> <num_frames> <label>" for rawframes)
     val_list: str = ""  # list used by evaluation (and by `clipvideo test`)
     class_names: str = ""  # id,name CSV, one name per line, or FROSTER's JSON; needed by text-based methods
+    class_descriptions: str = ""  # FROSTER: descriptions matched to class_names by name (a shipped name such as "b2n_hmdb51_base", or a JSON)
     format: str = "video"  # "video" files or extracted "rawframes" folders
     separator: str | None = None  # list column separator; None = any whitespace
     filename_template: str = "img_{:05d}.jpg"  # rawframes file names
@@ -58,6 +59,7 @@ class DataConfig:
     dummy_length: int = 64  # samples in the dummy dataset
     num_classes: int | None = None  # default: from the class-name file, else the largest label + 1
     multi_label: bool = False  # lists with several labels per line (ActivityNet): multi-hot targets, mAP in evaluation
+    few_shot_repeat: bool = False  # `clipvideo fewshot`: repeat the K-shot list floor(N / (K x C)) times, N the full list (Text4Vis)
     val_fraction: float = 0.2  # class-folder dataset (data.root=FOLDER/<class>/<videos>, no lists): share held out per class
     split_seed: int = 0  # class-folder dataset: seed of the stratified train/val split
 
@@ -86,7 +88,7 @@ class TrainConfig:
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     eval_every: int = 1  # evaluate every N epochs (0 = only at the end)
     checkpoint_every_steps: int = 0  # also checkpoint every N steps inside an epoch (0 = per epoch only)
-    keep_epoch_checkpoints: bool = False  # also keep checkpoint_epoch{N:03d}.pt per epoch (for `clipvideo average`)
+    keep_epoch_checkpoints: bool = False  # also keep checkpoint_epoch{N:03d}.pt per epoch, weights only (for `clipvideo average`)
     log_every: int = 10  # steps between JSONL/TensorBoard log lines
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda

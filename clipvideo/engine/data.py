@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from .. import data as video_data
+from ..methods.base import ClassVocabulary
 from .config import ConfigError, DataConfig, TestConfig
 
 NORMALIZATION = {
@@ -23,14 +24,25 @@ def read_classes(data: DataConfig) -> list[str] | None:
     return video_data.read_class_names(data.class_names) if data.class_names else None
 
 
-def read_class_texts(data: DataConfig) -> list[str] | None:
-    """Class entries with their descriptions ("Name: description", FROSTER's JSON) for methods
-    that classify with descriptions; a class without one is its bare name."""
+def read_vocabulary(data: DataConfig) -> ClassVocabulary | None:
+    """The class file's names with their descriptions, for text methods (every method gets them and
+    uses what it needs): FROSTER's JSON carries its own; data.class_descriptions matches shipped or
+    given descriptions to the names by name (so the class file can follow the list's label order)."""
     if not data.class_names:
         return None
-    names = video_data.read_class_names(data.class_names)
-    descriptions = video_data.read_class_descriptions(data.class_names)
-    return [name if text == name else f"{name}: {text}" for name, text in zip(names, descriptions)]
+    vocabulary = read_class_vocabulary(data.class_names)
+    if data.class_descriptions:
+        from .. import protocols
+
+        return ClassVocabulary(vocabulary.names, tuple(protocols.descriptions(list(vocabulary.names),
+                                                                              data.class_descriptions)))
+    return vocabulary
+
+
+def read_class_vocabulary(path) -> ClassVocabulary:
+    """A class file (CSV, JSON, text; see data.annotations) as a ClassVocabulary."""
+    names = video_data.read_class_names(path)
+    return ClassVocabulary(tuple(names), tuple(video_data.read_class_descriptions(path)))
 
 
 def folder_dataset(data: DataConfig, out_dir: str | Path, write: bool = True) -> list[str]:

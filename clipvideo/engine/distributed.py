@@ -32,9 +32,14 @@ class DistInfo:
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "gpu":
+        name = "cuda"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("train.device=cuda but no CUDA device is available; use device=cpu")
+            from .config import ConfigError  # bad input: the CLI's one line, not a traceback
+
+            raise ConfigError("train.device=cuda: PyTorch sees no CUDA GPU here; use train.device=cpu, or auto to "
+                              "take a GPU only when there is one")
         return torch.device("cuda", local_rank)
     return torch.device(name)
 

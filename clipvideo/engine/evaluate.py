@@ -70,12 +70,6 @@ def check_view_settings(model: torch.nn.Module, aggregate: str, views_per_batch:
     """test.aggregate / test.views_per_batch usable with this model, else a one-line ConfigError."""
     if aggregate not in AGGREGATES:
         raise ConfigError(f"test.aggregate: expected one of {', '.join(AGGREGATES)}, got {aggregate!r}")
-    if aggregate == "feature" and not (callable(getattr(model, "video_features", None))
-                                       and callable(getattr(model, "logits_from_features", None))):
-        raise ConfigError(
-            f"test.aggregate: 'feature' needs a model with video_features() and logits_from_features(); "
-            f"{type(model).__name__} has not both, use 'prob' or 'logit'"
-        )
     if views_per_batch is not None and views_per_batch < 1:
         raise ConfigError(f"test.views_per_batch: expected a positive number of views (or null for all), got {views_per_batch}")
 
@@ -97,17 +91,18 @@ def score_views(
 ) -> torch.Tensor:
     """(B, V, T, 3, H, W) views of B videos -> (B, K) float scores on the CPU.
 
-    prob: mean softmax over views; logit: mean logits; feature: the mean of the model's
-    un-normalised per-view video features goes through its classifier once, then softmax.
+    prob: mean softmax over views; logit: mean logits; sigmoid: mean per-class sigmoid; feature:
+    the mean of the model's per-view `forward_features` goes through its `forward_head` once, then
+    softmax. `clipvideo test`, predict, serve and the protocols all score through here.
     """
     batch_size, num_views = views.shape[:2]
     flat = views.flatten(0, 1)  # (B*V, T, 3, H, W)
     to_device = lambda chunk: chunk.to(device, non_blocking=True)  # noqa: E731
     with autocast(device, precision):
         if aggregate == "feature":
-            features = _in_chunks(lambda chunk: model.video_features(to_device(chunk)), flat, views_per_batch)
+            features = _in_chunks(lambda chunk: model.forward_features(to_device(chunk)), flat, views_per_batch)
             mean = features.float().view(batch_size, num_views, -1).mean(dim=1)  # (B, D)
-            logits = model.logits_from_features(mean.to(features.dtype))  # (B, K)
+            logits = model.forward_head(mean.to(features.dtype))  # (B, K)
             return logits.float().softmax(dim=-1).cpu()
         logits = _in_chunks(lambda chunk: model(to_device(chunk)), flat, views_per_batch)  # (B*V, K)
     return combine_views(logits.view(batch_size, num_views, -1), aggregate).cpu()
@@ -162,13 +157,10 @@ def evaluate(
         # The metrics count failed videos as wrong from `bad`; the flat row is only what
         # predictions.jsonl shows for them (no class is preferred).
         scores[bad] = 1.0 / scores.shape[1]
-        if multi_label:
-            # mAP takes no failed mask: rank a failed video's true labels last, so it never scores.
-            scores[bad] = scores[bad].masked_fill(labels[bad].bool(), 0.0)
         for name in failed:
             log.warning("evaluation: could not decode %s; counted as wrong", name)
     if multi_label:
-        metrics = summarize_multi_label(scores, labels)
+        metrics = summarize_multi_label(scores, labels, bad)
     else:
         metrics = summarize(scores, labels, num_classes or scores.shape[1], bad)
     metrics["num_videos"] = len(labels)

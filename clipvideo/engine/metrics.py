@@ -60,18 +60,25 @@ def harmonic_mean(base: float, novel: float) -> float:
     return 0.0 if base + novel == 0 else 2 * base * novel / (base + novel)
 
 
-def average_precision(scores: torch.Tensor, positives: torch.Tensor, interpolated: bool = False) -> float:
+def average_precision(scores: torch.Tensor, positives: torch.Tensor, interpolated: bool = False,
+                      failed: torch.Tensor | None = None) -> float:
     """AP (%) of one class: sum over score thresholds of (recall step) x precision.
 
     Non-interpolated by default (scikit-learn's average_precision_score, torchnet's APMeter used by
     Text4Vis). `interpolated=True` first replaces each precision by the best precision at any
     higher recall (the VOC rule of the ActivityNet challenge's eval_classification.py). Videos with
     equal scores share one threshold, so ties are order-free. nan for a class without positives.
+    `failed` videos are never retrieved: their positives count in the recall denominator only, and
+    they are ranked nowhere (so never above a real negative).
     """
     positives = positives.bool()
     num_positive = int(positives.sum())
     if num_positive == 0:
         return float("nan")
+    if failed is not None:
+        scores, positives = scores[~failed], positives[~failed]
+        if len(scores) == 0:
+            return 0.0
     order = torch.argsort(scores.double(), descending=True, stable=True)
     sorted_scores, hits = scores.double()[order], positives[order].double()
     true_positives = hits.cumsum(0)
@@ -87,20 +94,24 @@ def average_precision(scores: torch.Tensor, positives: torch.Tensor, interpolate
     return float((recall_steps * precision).sum() * 100)
 
 
-def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor, interpolated: bool = False) -> float:
+def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor, interpolated: bool = False,
+                           failed: torch.Tensor | None = None) -> float:
     """mAP (%) over the classes that have at least one positive video; targets (V, K) multi-hot."""
-    aps = [average_precision(scores[:, k], targets[:, k], interpolated)
+    aps = [average_precision(scores[:, k], targets[:, k], interpolated, failed)
            for k in range(scores.shape[1]) if targets[:, k].any()]
     return sum(aps) / len(aps) if aps else float("nan")
 
 
-def summarize_multi_label(scores: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+def summarize_multi_label(scores: torch.Tensor, targets: torch.Tensor,
+                          failed: torch.Tensor | None = None) -> dict[str, float]:
     """Multi-label lists (ActivityNet): mAP, and top-1/top-5 counting a hit on any of a video's labels."""
     top5 = scores.topk(min(5, scores.shape[1]), dim=1).indices
     hit = targets.bool().gather(1, top5)  # (V, k): is the j-th ranked class a label of the video?
+    if failed is not None:
+        hit &= ~failed[:, None]
     return {
-        "mAP": mean_average_precision(scores, targets),
-        "mAP_interpolated": mean_average_precision(scores, targets, interpolated=True),
+        "mAP": mean_average_precision(scores, targets, failed=failed),
+        "mAP_interpolated": mean_average_precision(scores, targets, interpolated=True, failed=failed),
         "top1": hit[:, 0].float().mean().item() * 100,
         "top5": hit.any(dim=1).float().mean().item() * 100,
     }

@@ -1,15 +1,15 @@
-"""`clipvideo predict`: top-k labels for video files, sampling over the whole video.
+"""`clipvideo predict`: top-k labels for video files, scored exactly as `clipvideo test` scores.
 
-A checkpoint brings its model, class names, data settings and test views (`--set data.X=..
-test.Y=..` overrides them); `--backbone CLIP.pt --classes` gives the frozen-CLIP zero-shot
-baseline with your own class names, no training needed. Views: the file's test views
-(num_clips x num_crops) when it records them; otherwise, with segment sampling one clip of T
-segments spans the video, and with dense sampling C clips of T frames every `frame_stride` are
-spread evenly over it (C = enough to cover it, <= 10). `--num-clips` overrides C.
+A checkpoint brings its model, class names and how the model is fed: the file's recorded `data:`
+and `test:` over the model's own record (`input_config()`); `--set data.X=.. test.Y=..` overrides
+them, `--num-clips` sets test.num_clips. Each video goes through the evaluation dataset (sampling,
+decoding, transforms, views) and `evaluate.score_views` (test.aggregate), so predict gives the
+same scores as `clipvideo test` on the same views. `--backbone CLIP.pt --classes` gives the
+frozen-CLIP zero-shot baseline with your own class names, no training needed.
 """
 
 import dataclasses
-import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,17 +19,16 @@ from .. import data as video_data
 from ..clip import CheckpointError
 from . import checkpoint as ckpt
 from .config import ConfigError, DataConfig, TestConfig, _floats_from_strings, from_dict, merge, parse_overrides
-from .data import normalization
-from .precision import autocast, resolve_precision
-
-MAX_DENSE_CLIPS = 10
+from .data import build_eval_dataset, read_class_vocabulary
+from .evaluate import check_view_settings, score_views
+from .precision import resolve_precision
 
 
 @dataclass
 class Prediction:
     video: str
     top: list[dict]  # [{"label": name, "score": probability}], best first
-    views: str  # e.g. "8 frames x 4 clips x 1 crop"
+    views: str  # e.g. "8 frames x 4 clips x 1 crop" (the evaluation dataset's description)
     num_views: int
     num_frames_in_video: int
     error: str | None = None
@@ -45,8 +44,7 @@ class Predictor:
     class_names: list[str]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
-    num_clips: int | None = None  # views per video (None: enough clips to cover it)
-    num_crops: int = 1  # 1 centre crop or 3 crops per clip
+    test: TestConfig = field(default_factory=TestConfig)  # views, view aggregation, test short side
 
 
 def parse_classes(classes) -> list[str]:
@@ -77,13 +75,12 @@ def apply_overrides(data: DataConfig, test: TestConfig, overrides: list[str] | N
     test = from_dict(TestConfig, merge(dataclasses.asdict(test), values.get("test", {})), "--set test")
     return data, test
 
-def class_texts(classes, model) -> list[str] | None:
-    """A class file's "Name: description" entries for models that classify with descriptions (FROSTER)."""
-    if getattr(model, "uses_descriptions", False) and isinstance(classes, (str, Path)) and Path(classes).is_file():
-        from .data import read_class_texts
 
-        return read_class_texts(DataConfig(class_names=str(classes)))
-    return None
+def class_vocabulary(classes):
+    """--classes as given to a model: a class file with its descriptions (FROSTER's JSON), or names."""
+    if isinstance(classes, (str, Path)) and Path(classes).is_file():
+        return read_class_vocabulary(classes)
+    return parse_classes(classes)
 
 
 def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", precision="auto",
@@ -91,24 +88,17 @@ def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", p
                    overrides: list[str] | None = None) -> Predictor:
     device = torch.device(device)
     names = parse_classes(classes)
-    views = {}
     if checkpoint:
         payload = ckpt.read_checkpoint(checkpoint)
         model = ckpt.model_from_payload(payload, checkpoint)
-        # The file's own data settings (every native model file records them; older ones may not).
-        data, test = ckpt.stored_settings(payload, checkpoint)
-        if "num_frames" not in ((payload.get("config") or {}).get("data") or {}):
-            data.num_frames = getattr(model.config, "num_frames", data.num_frames)
-        data, test = apply_overrides(data, test, overrides)
-        if (payload.get("config") or {}).get("test") or overrides and any(o.startswith("test.") for o in overrides):
-            views = {"num_clips": test.num_clips, "num_crops": test.num_crops}
+        data, test = apply_overrides(*ckpt.stored_settings(payload, checkpoint, model), overrides)
         if names:
-            if not getattr(model, "uses_text", False):
+            if not model.uses_text:
                 raise ConfigError(
                     f"{checkpoint}: a {payload['method']} model classifies with a trained head and cannot take "
                     "--classes; use a text-based model (frozen, xclip, text4vis, froster) for zero-shot"
                 )
-            model.set_class_names(class_texts(classes, model) or names)
+            model.set_classes(class_vocabulary(classes))
         names = list(model.class_names or [])
         if not names:
             raise CheckpointError(f"{checkpoint}: the checkpoint has no class names; pass --classes")
@@ -121,34 +111,28 @@ def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", p
         config = frozen.Config(backbone=BackboneConfig(pretrained=str(backbone), heads=heads, text_heads=text_heads),
                                num_frames=num_frames, temporal="mean", classifier="text")
         model = frozen.build(config, len(names), names)
-        resolution = model.clip.config.image_resolution
-        data = DataConfig(num_frames=num_frames, sampling="segment", input_size=resolution,
-                          short_side=round(resolution * 256 / 224))
-        data, test = apply_overrides(data, TestConfig(), overrides)
-        if overrides and any(o.startswith("test.") for o in overrides):
-            views = {"num_clips": test.num_clips, "num_crops": test.num_crops}
+        record = model.input_config()
+        data, test = apply_overrides(from_dict(DataConfig, record["data"], "frozen input_config"),
+                                     from_dict(TestConfig, record["test"], "frozen input_config"), overrides)
     else:
         raise ConfigError("give --checkpoint CKPT, or --backbone CLIP.pt with --classes \"a,b,c\"")
-    if views.get("num_crops", 1) not in (1, 3):
-        raise ConfigError(f"test.num_crops: 1 (centre) or 3 (three crops), got {views['num_crops']}")
+    if test.num_crops not in (1, 3):
+        raise ConfigError(f"test.num_crops: 1 (centre) or 3 (three crops), got {test.num_crops}")
+    check_view_settings(model, test.aggregate, test.views_per_batch)
     model = model.to(device).eval()
-    return Predictor(model, data, names, device, resolve_precision(precision, device, "--precision"), **views)
+    # "auto" defers to the file's test.precision, so predict scores as `clipvideo test` does.
+    precision = test.precision if precision == "auto" else precision
+    return Predictor(model, data, names, device, resolve_precision(precision, device, "--precision"), test)
 
 
-def clip_indices(num_frames_in_video: int, data: DataConfig, num_clips: int | None = None,
-                 fps: float | None = None) -> list[list[int]]:
-    """Frame indices (0-based) of each view's clip, spread over the whole video.
-
-    Segment sampling: one clip of T segment centres spans the video. Dense sampling: enough
-    clips of span (T - 1) * stride + 1 to cover it (at most 10), evenly spaced. Positions follow
-    data.sampling_protocol (`fps`: the video's frame rate, for protocols that resample to one).
-    """
-    if num_clips is None:
-        span = (data.num_frames - 1) * data.frame_stride + 1
-        num_clips = 1 if data.sampling == "segment" else max(1, min(MAX_DENSE_CLIPS, math.ceil(num_frames_in_video / span)))
-    sampler = video_data.FrameSampler(data.num_frames, data.sampling, data.frame_stride, data.out_of_bounds,
-                                      data.sampling_protocol)
-    return sampler.test(num_frames_in_video, num_clips, fps=fps).tolist()
+def video_dataset(path: str, data: DataConfig, test: TestConfig):
+    """The `clipvideo test` dataset (MultiViewTestDataset) over one video file at `path`."""
+    data = dataclasses.replace(data, root="", store="", tar_path=None, format="video", separator="\t",
+                               multi_label=False, num_classes=None, class_names="", dummy=False)
+    with tempfile.TemporaryDirectory(prefix="clipvideo-predict-") as folder:
+        listing = Path(folder) / "video.txt"
+        listing.write_text(f"{Path(path).absolute()}\t0\n")
+        return build_eval_dataset(data, test, list_file=str(listing), for_test=True)
 
 
 @torch.no_grad()
@@ -156,50 +140,48 @@ def predict_video(predictor: Predictor, path: str, top_k: int = 5, num_clips: in
                   on_frames=None) -> Prediction:
     """`on_frames(views, indices, frames)`, if given, sees the sampled frames: the clips' frame
     indices, the sorted unique indices and their decoded uint8 (F, H, W, 3) frames (`clipvideo serve`)."""
-    data = predictor.data
-    num_clips = num_clips or predictor.num_clips
+    test = dataclasses.replace(predictor.test, num_clips=num_clips) if num_clips else predictor.test
+    if "\t" in str(path) or "\n" in str(path):
+        return Prediction(str(path), [], "", 0, 0, error=f"{path!r}: a file name with a tab or new line cannot be read")
+    dataset = video_dataset(str(path), predictor.data, test)
     try:
-        total = video_data.video_num_frames(str(path), backend=data.backend)
-        if total <= 0:
-            raise video_data.VideoDecodeError(str(path), "no frames")
-        fps = video_data.video_fps(str(path), backend=data.backend) if data.sampling_protocol == "froster" else None
-        views = clip_indices(total, data, num_clips, fps)
-        mean, std = normalization(data)
-        crop = "three" if predictor.num_crops == 3 else "center"
-        transform = video_data.build_test_transform(size=data.input_size, short_side=data.short_side, crop=crop,
-                                                    mean=mean, std=std)
-        all_indices = sorted({i for clip in views for i in clip})
-        decoded = video_data.decode_frames(str(path), all_indices, backend=data.backend)  # (F, H, W, 3)
-        if on_frames is not None:
-            on_frames(views, all_indices, decoded)
-        position = {frame: row for row, frame in enumerate(all_indices)}
-        clips = []
-        for clip in views:
-            frames = decoded[[position[i] for i in clip]].permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
-            clips.append(transform(frames))
-        batch = torch.stack(clips)  # (C, T, 3, h, w); one view per clip
-        batch = batch.flatten(0, 1) if batch.dim() == 6 else batch  # three-crop transforms add an axis
-    except video_data.VideoDecodeError as error:
+        total, indices, frames = dataset.sample(0)  # (C, T) indices, (C, T, 3, H, W) uint8
+        views = dataset.views(frames)  # (V, T, 3, h, w)
+    except (video_data.VideoDecodeError, OSError) as error:
         return Prediction(str(path), [], "", 0, 0, error=str(error))
-    description = f"{data.num_frames} frames x {len(views)} clips x {predictor.num_crops} crop{'s' if predictor.num_crops > 1 else ''}"
+    if total <= 0:
+        return Prediction(str(path), [], "", 0, 0, error=str(video_data.VideoDecodeError(str(path), "no frames")))
+    if on_frames is not None:
+        clips = indices.tolist()
+        unique, first = _first_occurrences(indices.flatten())
+        on_frames(clips, unique, frames.flatten(0, 1)[first].permute(0, 2, 3, 1))
+    description = dataset.describe()
     try:
-        with autocast(predictor.device, predictor.precision):
-            logits = predictor.model(batch.to(predictor.device))  # (V, K)
+        scores = score_views(predictor.model, views[None], predictor.device, predictor.precision, test.aggregate,
+                             test.views_per_batch)[0]  # (K,)
     except Exception as error:  # one line for this video; the other videos still run
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         return Prediction(str(path), [], description, 0, total,
-                          error=f"the model failed on this video ({description}, {tuple(batch.shape[-2:])} px): {first}")
-    probabilities = logits.float().softmax(dim=-1).mean(dim=0)
-    top = probabilities.topk(min(top_k, len(probabilities)))
+                          error=f"the model failed on this video ({description}, {tuple(views.shape[-2:])} px): {first_line}")
+    top = scores.topk(min(top_k, len(scores)))
     names = predictor.class_names
     return Prediction(
         str(path),
         [{"label": names[int(c)] if int(c) < len(names) else str(int(c)), "score": round(float(s), 6)}
          for s, c in zip(top.values, top.indices)],
         description,
-        len(batch),
+        len(views),
         total,
     )
+
+
+def _first_occurrences(indices: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Sorted unique frame indices and the position of each one's first occurrence."""
+    first: dict[int, int] = {}
+    for position, index in enumerate(indices.tolist()):
+        first.setdefault(index, position)
+    unique = sorted(first)
+    return unique, [first[i] for i in unique]
 
 
 def predict(videos, checkpoint=None, classes=None, backbone=None, top_k: int = 5, num_clips: int | None = None,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import random
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +15,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import protocols as shipped
-from ..data import read_class_names, read_video_list
+from ..data import read_class_descriptions, read_class_names
+from ..data.splits import few_shot_list_name, write_few_shot_lists
 from . import checkpoint as ckpt
+from ..methods.base import ClassVocabulary
 from .config import Config, ConfigError
 from .data import build_eval_dataset
 from .distributed import barrier, init_distributed, setup_logging
@@ -47,22 +47,26 @@ def half_class_draws(num_classes: int, draws: int = 10) -> list[np.ndarray]:
     return [np.random.RandomState(split).permutation(num_classes)[: num_classes // 2] for split in range(draws)]
 
 
-def half_class_accuracy(scores: torch.Tensor, labels: torch.Tensor, draws: int = 10) -> dict:
+def half_class_accuracy(scores: torch.Tensor, labels: torch.Tensor, draws: int = 10,
+                        failed: torch.Tensor | None = None) -> dict:
     """Top-1/top-5 on each half-class draw, then mean and population std over the draws.
 
     Per draw: keep the videos whose label is in the drawn set, keep the score columns of the
     sorted labels those videos carry, relabel them 0..n-1, rank (Text4Vis test_zeroshot.py).
+    `failed` (V,) videos that could not be read count as wrong, whatever their score row.
     """
     num_classes = scores.shape[1]
+    failed = torch.zeros(len(labels), dtype=torch.bool) if failed is None else failed.bool()
     rows = []
     for split, drawn in enumerate(half_class_draws(num_classes, draws)):
         keep = torch.isin(labels, torch.as_tensor(drawn, dtype=labels.dtype))
         present = torch.unique(labels[keep])  # sorted
         relabel = torch.full((num_classes,), -1, dtype=torch.long)
         relabel[present] = torch.arange(len(present))
-        sub_scores, sub_labels = scores[keep][:, present], relabel[labels[keep]]
+        sub_scores, sub_labels, sub_failed = scores[keep][:, present], relabel[labels[keep]], failed[keep]
         rows.append({"draw": split, "num_classes": len(present), "num_videos": int(keep.sum()),
-                     "top1": topk_accuracy(sub_scores, sub_labels, 1), "top5": topk_accuracy(sub_scores, sub_labels, 5)})
+                     "top1": topk_accuracy(sub_scores, sub_labels, 1, sub_failed),
+                     "top5": topk_accuracy(sub_scores, sub_labels, 5, sub_failed)})
     top1_mean, top1_std = mean_std([r["top1"] for r in rows])
     top5_mean, top5_std = mean_std([r["top5"] for r in rows])
     return {"draws": rows, "top1_mean": top1_mean, "top1_std": top1_std, "top5_mean": top5_mean, "top5_std": top5_std}
@@ -86,44 +90,6 @@ def base_to_novel_summary(rows: list[dict]) -> dict:
             "hm": harmonic_mean(base[0], novel[0]), "mean_of_split_hm": mean_std([r["hm"] for r in rows])[0]}
 
 
-def few_shot_sample(records, shots: int, seed: int) -> list:
-    """K videos per class: one `random.Random(seed)`; classes in increasing label order, each class
-    draws `rng.sample(its videos in list order, K)`; the result keeps list order."""
-    if shots < 1:
-        raise ConfigError(f"--shots must be positive, got {shots}")
-    by_class: dict[int, list[int]] = defaultdict(list)
-    for position, record in enumerate(records):
-        by_class[record.label].append(position)
-    rng = random.Random(seed)
-    chosen = []
-    for label in sorted(by_class):
-        positions = by_class[label]
-        if len(positions) < shots:
-            raise ConfigError(f"class {label} has {len(positions)} videos in the list, fewer than --shots {shots}")
-        chosen.extend(rng.sample(positions, shots))
-    return [records[p] for p in sorted(chosen)]
-
-
-def write_few_shot_lists(list_file: str | Path, shots: list[int], seeds: list[int], out_dir: str | Path,
-                         rawframes: bool = False, separator: str | None = None) -> list[Path]:
-    """One list per (K, seed): ``<out_dir>/<list stem>_<K>shot_seed<S>.txt``, lines as in the source."""
-    records = read_video_list(list_file, rawframes=rawframes, separator=separator)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sep = separator or " "
-    written = []
-    for k in shots:
-        for seed in seeds:
-            path = out_dir / f"{Path(list_file).stem}_{k}shot_seed{seed}.txt"
-            lines = []
-            for r in few_shot_sample(records, k, seed):
-                fields = [r.path] + ([str(r.num_frames)] if rawframes else []) + [str(label) for label in r.labels]
-                lines.append(sep.join(fields))
-            path.write_text("\n".join(lines) + "\n")
-            written.append(path)
-    return written
-
-
 # ---------------------------------------------------------------------------------------------
 # Scoring a (list, vocabulary) pair with the engine's evaluation
 
@@ -144,7 +110,7 @@ def load_text_model(config: Config, checkpoint: str | None = None, backbone: str
             log.warning("no --checkpoint or --backbone and the recipe sets no model.backbone.pretrained: random weights")
         model = build_model(config, 1, None)
         where = f"recipe method {config.method!r}"
-    if not getattr(model, "uses_text", False):
+    if not model.uses_text:
         raise ConfigError(f"{where} classifies with a trained head; protocols need a text-based model "
                           "(frozen with classifier: text, xclip, text4vis, froster)")
     return model
@@ -161,10 +127,13 @@ class Scorer:
         self.precision = resolve_precision(config.test.precision, self.dist.device)
         self.views = ""
 
-    def __call__(self, list_file: str | Path, class_names: list[str]) -> EvalResult:
+    def __call__(self, list_file: str | Path, class_names: list[str],
+                 vocabulary: ClassVocabulary | None = None) -> EvalResult:
+        """Scores `list_file` among `class_names`; `vocabulary` (from `protocol_vocabulary`: the names
+        with their descriptions) is what the model is given, the bare names when not given."""
         if not Path(list_file).is_file():
             raise ConfigError(f"{list_file}: no such video list")
-        self.model.set_class_names(class_names)  # the vocabulary's text is encoded once, here
+        self.model.set_classes(vocabulary or class_names)  # the vocabulary's text is encoded once, here
         dataset = build_eval_dataset(self.config.data, self.config.test, class_names, str(list_file))
         first = dataset.video_path(0) if hasattr(dataset, "video_path") and not self.config.data.tar_path else None
         if first is not None and not Path(first).exists():
@@ -183,6 +152,38 @@ class Scorer:
         return result
 
 
+def protocol_vocabulary(model, class_file: str | Path, names: list[str],
+                        shipped_descriptions: str | None = None) -> ClassVocabulary:
+    """The vocabulary the protocols give the model for `names` (read from `class_file`): with the class
+    file's own descriptions (FROSTER's JSON), else the shipped ones matched by name
+    (`protocols.descriptions(names, shipped_descriptions)`), else bare (a warning for a model that
+    classifies with descriptions). Every method is given it and uses what it needs (FROSTER the
+    descriptions). The one place the protocols choose a vocabulary's text."""
+    own = read_class_descriptions(class_file)
+    file_names = read_class_names(class_file)
+    if any(text != name for name, text in zip(file_names, own)):
+        by_name = dict(zip(file_names, own))
+        return ClassVocabulary(tuple(names), tuple(by_name.get(name) for name in names))
+    if shipped_descriptions:
+        return ClassVocabulary(tuple(names), tuple(shipped.descriptions(names, shipped_descriptions)))
+    if model.uses_descriptions:
+        log.warning("%s has no class descriptions and none are shipped for it: %s scores the bare class names",
+                    class_file, type(model).__name__)
+    return ClassVocabulary(tuple(names))
+
+
+def _single_label(config: Config, command: str) -> None:
+    if config.data.multi_label:
+        raise ConfigError(f"{command}: data.multi_label is set, but the {command} protocol scores single-label lists "
+                          "(top-1/top-5); score a multi-label list with `clipvideo test` (mAP)")
+
+
+def _renamed(split_names: list[str], default_names: list[str], names: list[str]) -> list[str]:
+    """A split's classes under the --classes vocabulary: each default name -> the name at its id."""
+    position = {name: index for index, name in enumerate(default_names)}
+    return [names[position[name]] for name in split_names]
+
+
 def _row(name: str, result: EvalResult, num_classes: int) -> dict:
     m = result.metrics
     return {"name": name, "top1": m["top1"], "top5": m["top5"], "num_videos": m["num_videos"],
@@ -194,6 +195,9 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
     """Full-class and half-class results on the full list (`list_file`; data.val_list for datasets
     without shipped splits) and mean +- std over the shipped splits (UCF/HMDB test splits, K600 subsets)."""
     name = shipped.canonical(dataset)
+    if draws < 1:
+        raise ConfigError(f"--draws: the half-class protocol needs at least one draw (Text4Vis: 10), got {draws}")
+    _single_label(config, "zeroshot")
     if name == "custom":
         if not classes or not list_file:
             raise ConfigError("--dataset custom needs --classes FILE (class names) and --list FILE (videos)")
@@ -202,6 +206,11 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
         spec = shipped.zero_shot_dataset(name)
     class_file = Path(classes) if classes else spec.class_file
     names = read_class_names(class_file)
+    default_names = read_class_names(spec.class_file)
+    if classes and spec.splits and len(names) != len(default_names):
+        raise ConfigError(f"--classes {classes}: {len(names)} classes, but the shipped {name} splits index the "
+                          f"{len(default_names)} classes of {spec.class_file}; give a file with the same classes")
+    described = None if name in ("custom", "activitynet") else name
     # A recipe's data.val_list often holds one split (with its own labels), so datasets with shipped
     # splits take the full list only from --list.
     full_list = list_file or (None if spec.splits else config.data.val_list)
@@ -210,15 +219,22 @@ def run_zeroshot(config: Config, dataset: str, checkpoint: str | None = None, ba
     score = Scorer(config, model if model is not None else load_text_model(config, checkpoint, backbone))
     report = {"protocol": "zeroshot", "dataset": name, "checkpoint": checkpoint or backbone}
     if full_list:
-        result = score(full_list, names)
+        result = score(full_list, names, protocol_vocabulary(score.model, class_file, names, described))
         report["full"] = {**_row(str(full_list), result, len(names)), "class_file": str(class_file)}
         if config.test.aggregate == "prob" and config.test.num_clips * config.test.num_crops > 1:
             log.warning("half-class draws re-rank the drawn columns of view-averaged probabilities; with one view "
                         "(Text4Vis) or test.aggregate logit/feature this equals re-scoring with the drawn names")
-        report["half_classes"] = half_class_accuracy(result.scores, result.labels, draws)
+        report["half_classes"] = half_class_accuracy(result.scores, result.labels, draws, result.failed_mask)
     if spec.splits:
-        rows = [_row(split.name, score(split.list_file, read_class_names(split.class_file)), len(read_class_names(split.class_file)))
-                for split in spec.splits]
+        rows = []
+        for split in spec.splits:
+            split_names, split_class_file = read_class_names(split.class_file), split.class_file
+            # K600's subsets have their own description files (zs_split<s>_classes.csv -> kinetics600_zs_split<s>)
+            source = f"kinetics600_{Path(split.class_file).stem.removesuffix('_classes')}" if name == "kinetics600" else described
+            if classes:  # --classes names the classes the splits pick by id from the default vocabulary
+                split_names, split_class_file, source = _renamed(split_names, default_names, names), class_file, described
+            texts = protocol_vocabulary(score.model, split_class_file, split_names, source)
+            rows.append(_row(split.name, score(split.list_file, split_names, texts), len(split_names)))
         report["splits"] = {"kind": spec.split_kind, **summarize_splits(rows)}
     report["views"], report["precision"] = score.views, score.precision
     return report
@@ -230,6 +246,7 @@ def run_b2n(config: Config, dataset: str, checkpoints: list[str | None], backbon
     """Base accuracy (base test videos among base names), Novel (novel videos among novel names),
     HM, for each checkpoint (one per training split), then averaged."""
     name = shipped.canonical(dataset)
+    _single_label(config, "b2n")
     if name == "custom":
         missing = [flag for flag, value in (("--base-classes", base_classes), ("--novel-classes", novel_classes),
                                             ("--base-list", base_list), ("--novel-list", novel_list)) if not value]
@@ -244,11 +261,14 @@ def run_b2n(config: Config, dataset: str, checkpoints: list[str | None], backbon
     if overlap:
         raise ConfigError(f"{base_classes} and {novel_classes} share {len(overlap)} class(es), e.g. {overlap[0]!r}")
     models = models if models is not None else [load_text_model(config, c, backbone) for c in checkpoints]
+    described = None if name == "custom" else f"b2n_{name}"
     rows, score = [], None
     for index, model in enumerate(models):
         score = Scorer(config, model)
-        base = score(base_list, base_names).metrics["top1"]
-        novel = score(novel_list, novel_names).metrics["top1"]
+        base_texts = protocol_vocabulary(model, base_classes, base_names, described and f"{described}_base")
+        novel_texts = protocol_vocabulary(model, novel_classes, novel_names, described and f"{described}_novel")
+        base = score(base_list, base_names, base_texts).metrics["top1"]
+        novel = score(novel_list, novel_names, novel_texts).metrics["top1"]
         rows.append({"name": str(checkpoints[index]) if index < len(checkpoints) and checkpoints[index] else f"model {index + 1}",
                      "base": base, "novel": novel})
     report = {"protocol": "b2n", "dataset": name, **base_to_novel_summary(rows)}
@@ -257,7 +277,8 @@ def run_b2n(config: Config, dataset: str, checkpoints: list[str | None], backbon
 
 
 def run_fewshot(config: Config, shots: int, seeds: list[int], source_list: str | None = None) -> dict:
-    """Train on a seeded K-shot draw of the training list for each seed, test on data.val_list, mean +- std."""
+    """Train on a seeded K-shot draw of the training list for each seed, test on data.val_list, mean +- std.
+    With data.few_shot_repeat (Text4Vis) the draw is repeated to about the full list's length."""
     from .train import fit
 
     source = source_list or config.data.train_list
@@ -268,11 +289,13 @@ def run_fewshot(config: Config, shots: int, seeds: list[int], source_list: str |
     base_dir = Path(config.output_dir)
     rows = []
     dist = init_distributed(config.train.device)
+    if shots < 1:
+        raise ConfigError(f"--shots must be positive, got {shots}")
     for seed in seeds:
-        list_path = base_dir / "lists" / f"{Path(source).stem}_{shots}shot_seed{seed}.txt"
+        list_path = base_dir / "lists" / few_shot_list_name(source, shots, seed)
         if dist.is_main:  # every process trains on the same list; one writes it
-            write_few_shot_lists(source, [shots], [seed], base_dir / "lists",
-                                 rawframes=config.data.format == "rawframes", separator=config.data.separator)
+            write_few_shot_lists(source, [shots], [seed], base_dir / "lists", rawframes=config.data.format == "rawframes",
+                                 separator=config.data.separator, repeat=config.data.few_shot_repeat)
         barrier()
         run = copy.deepcopy(config)
         run.data.train_list, run.train.seed = str(list_path), seed

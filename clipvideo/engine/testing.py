@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, build_config, merge, parse_overrides
-from .data import build_eval_dataset, folder_dataset, read_class_texts, read_classes
+from .data import build_eval_dataset, folder_dataset, read_classes, read_vocabulary
 from .distributed import barrier, init_distributed, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import resolve_precision
@@ -26,6 +26,9 @@ def config_from_checkpoint(checkpoint: str, overrides: list[str] | None = None) 
     (its run's val_list included), then the user's --set overrides. Output: FILE's folder/test."""
     payload = ckpt.read_checkpoint(checkpoint)
     stored = payload.get("config") or {}
+    if not (stored.get("data") and stored.get("test")):  # an older file: the model's own record fills in
+        stored = ckpt.inference_settings(ckpt.model_from_payload(payload, checkpoint), stored.get("data"),
+                                         stored.get("test"))
     values = {"method": payload.get("method", "frozen"), "data": stored.get("data") or {},
               "test": stored.get("test") or {}, "output_dir": str(Path(checkpoint).parent / "test")}
     if overrides:
@@ -42,6 +45,9 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
     stored = (payload.get("config") or {}).get("data") or {}
     differ = [f"{k}={getattr(config.data, k)!r} (file: {stored[k]!r})" for k in INPUT_FIELDS
               if k in stored and stored[k] != getattr(config.data, k)]
+    recorded_aggregate = ckpt.stored_settings(payload, checkpoint, model)[1].aggregate
+    if config.test.aggregate != recorded_aggregate:
+        differ.append(f"test.aggregate={config.test.aggregate!r} (file: {recorded_aggregate!r})")
     if differ:
         log.warning("the recipe feeds %s differently from how it was trained/converted: %s", checkpoint, ", ".join(differ))
     if dist.is_main:
@@ -52,9 +58,8 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
         folder_dataset(config.data, config.output_dir, write=False)
     class_names = read_classes(config.data)
     if class_names is not None:
-        if getattr(model, "uses_text", False):
-            texts = read_class_texts(config.data) if getattr(model, "uses_descriptions", False) else class_names
-            model.set_class_names(texts)  # zero-shot on this list's classes
+        if model.uses_text:
+            model.set_classes(read_vocabulary(config.data))  # zero-shot on this list's classes
         elif model.class_names and len(model.class_names) != len(class_names):
             raise ConfigError(
                 f"data.class_names has {len(class_names)} classes but the checkpoint's linear head has "

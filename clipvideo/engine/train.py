@@ -19,10 +19,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from ..clip import CheckpointError
 from ..methods import METHODS
 from . import checkpoint as ckpt
 from .config import Config, ConfigError, method_config, save_config
-from .data import batch_augment, build_eval_dataset, build_train_dataset, folder_dataset, mix_collate, read_class_texts, read_classes
+from .data import (batch_augment, build_eval_dataset, build_train_dataset, folder_dataset, mix_collate, read_classes,
+                   read_vocabulary)
 from .distributed import all_reduce_mean, barrier, init_distributed, ranks_all_true, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
 from .precision import autocast, resolve_precision
@@ -32,8 +34,8 @@ log = logging.getLogger("clipvideo")
 
 def build_model(config: Config, num_classes: int, class_names: list[str] | None):
     model_config = method_config(config.method, config.model, "model")
-    if class_names and getattr(METHODS[config.method], "USES_DESCRIPTIONS", False):
-        class_names = read_class_texts(config.data) or class_names  # "Name: description" entries (FROSTER)
+    if class_names:
+        class_names = read_vocabulary(config.data) or class_names  # with the file's descriptions (FROSTER)
     return METHODS[config.method].build(model_config, num_classes, class_names)
 
 
@@ -389,6 +391,9 @@ def fit(config: Config, resume: str | None = None) -> dict:
     resume_path = ckpt.find_latest(run_dir) if resume == "auto" else (Path(resume) if resume else None)
     if resume_path:
         payload = ckpt.read_checkpoint(resume_path)
+        if "optimizer" not in payload:
+            raise CheckpointError(f"{resume_path}: no optimiser state to resume from (model.pt and epoch files "
+                                  "hold weights only); resume from the run's checkpoint_last.pt")
         ckpt.load_model_state(model, payload["model"], resume_path)  # a teacher is rebuilt, not read
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
@@ -440,8 +445,13 @@ def fit(config: Config, resume: str | None = None) -> dict:
             "metrics": {**(metrics or {}), "best_top1": state["best_top1"]},
         }
         ckpt.atomic_save(payload, run_dir / "checkpoint_last.pt")
-        if train_cfg.keep_epoch_checkpoints and not mid_epoch:  # for `clipvideo average`
-            ckpt.atomic_save(payload, run_dir / f"checkpoint_epoch{state['epoch']:03d}.pt")
+        if train_cfg.keep_epoch_checkpoints and not mid_epoch:
+            # For `clipvideo average`: a model file (weights, run config, class names), no optimiser,
+            # scheduler, scaler, EMA or RNG state (AdamW's moments alone double the file); only
+            # checkpoint_last.pt resumes.
+            ckpt.save_model(model, run_dir / f"checkpoint_epoch{state['epoch']:03d}.pt", data=config.data,
+                            test=config.test, config=config.to_dict(), epoch=state["epoch"], step=state["step"],
+                            metrics=payload["metrics"])
 
     state["save"] = save
     log.info("method %s, %d classes, %d training clips, %d steps/epoch x %d epochs (%d steps), %d process(es)",

@@ -14,7 +14,7 @@ METHODS: dict[str, ModuleType] = {}
 def _register() -> None:
     import importlib
 
-    for name in ("frozen", "evl", "xclip", "text4vis", "froster", "aim"):
+    for name in ("frozen", "evl", "xclip", "text4vis", "froster", "aim", "aim_timm"):
         try:
             METHODS[name] = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as error:  # a method not written yet

@@ -176,26 +176,23 @@ class AIM(VideoRecognizer):
         x = visual.transformer(x, num_frames=num_frames)  # (B*T, n, D)
         return visual.pool(x).view(batch, num_frames, width)  # ln_post(class token), no projection
 
-    def video_features(self, video: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, D): the I3D head's average pool over frames."""
         return self.frame_features(video).mean(dim=1)
 
-    def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)  # (B, K)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.head(self.video_features(video))  # (B, K)
-
-    def data_settings(self) -> dict:
-        """The official test input (DataConfig fields): frames and sampling as trained, short side =
-        crop size (224), CLIP mean/std as in the official configs. Stored with converted checkpoints."""
+    def input_config(self) -> dict:
+        """The official test input: frames and sampling as trained, short side = crop size (224),
+        CLIP mean/std as in the official configs (x255 as written there); softmax averaged over views."""
         config = self.config
         size = self.clip.config.image_resolution
         settings = {"num_frames": config.num_frames, "sampling": config.sampling, "sampling_protocol": "aim",
                     "input_size": size, "short_side": size, "normalization": "aim"}
         if config.sampling == "dense":
             settings.update(frame_stride=config.frame_stride or max(1, 128 // config.num_frames), out_of_bounds="loop")
-        return settings
+        return {"data": settings, "test": {"aggregate": "prob"}}
 
     # -- optimisation ---------------------------------------------------------------------------
 

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import LayerNorm, QuickGELU
+from ..clip.cpu_precision import fp16_on_cpu
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
-from ..engine.precision import fp16_on_cpu
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,17 +245,16 @@ class EVL(VideoRecognizer):
                 f"cross-attention tables), got {size[0]}x{size[1]}; set data.input_size accordingly"
             )
 
-    def data_settings(self) -> dict:
-        """The official test input (DataConfig fields): dense clips, stride 16 (8 for the 32-frame
-        releases, 8x16 / 16x16 / 32x8), short side = crop, CLIP mean/std. Stored with converted models."""
+    def input_config(self) -> dict:
+        """The official test input: dense clips, stride 16 (8 for the 32-frame releases, 8x16 / 16x16
+        / 32x8), short side = crop, CLIP mean/std; 3 temporal x 1 spatial views for 8 frames, 1 x 3
+        spatial crops for 16/32; softmax averaged over views."""
         size = self.clip.visual.image_size
-        return {"num_frames": self.config.num_frames, "sampling": "dense", "sampling_protocol": "evl",
-                "frame_stride": 8 if self.config.num_frames >= 32 else 16, "input_size": size,
-                "short_side": size, "normalization": "clip"}
-
-    def test_settings(self) -> dict:
-        """The official views: 3 temporal x 1 spatial for 8 frames, 1 x 3 spatial crops for 16/32."""
-        return {"num_clips": 3, "num_crops": 1} if self.config.num_frames <= 8 else {"num_clips": 1, "num_crops": 3}
+        views = {"num_clips": 3, "num_crops": 1} if self.config.num_frames <= 8 else {"num_clips": 1, "num_crops": 3}
+        return {"data": {"num_frames": self.config.num_frames, "sampling": "dense", "sampling_protocol": "evl",
+                         "frame_stride": 8 if self.config.num_frames >= 32 else 16, "input_size": size,
+                         "short_side": size, "normalization": "clip"},
+                "test": {**views, "aggregate": "prob"}}
 
     def encode_blocks(self, video: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(B, T, 3, H, W) -> per chosen block (shallowest first): out (B, T, L, C), q and k (B, T, H, L, d), fp32."""
@@ -265,12 +264,16 @@ class EVL(VideoRecognizer):
             blocks = self.clip.visual.forward_intermediates(frames, indices=self.config.decoder_layers).blocks
         return [tuple(x.float().unflatten(0, (batch, num_frames)) for x in (tap.out, tap.q, tap.k)) for tap in blocks]
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, C): the decoder's query token after the last decoder layer."""
         self.check_input(video)
         query = self.query_token.expand(video.shape[0], 1, -1)  # (B, 1, C)
         for block, (features, q, k) in zip(self.decoder, self.encode_blocks(video)):
             query = block(query, features, q, k)
-        return self.head(query[:, 0])  # (B, K)
+        return query[:, 0]
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)  # (B, K)
 
 
 @dataclass

@@ -34,9 +34,7 @@ from torch import nn
 
 from ..clip import CLIP, ResidualAttentionBlock, tokenize
 from ..clip.tokenizer import END_OF_TEXT, encode
-from .base import BackboneConfig, VideoRecognizer, build_clip, freeze, soft_cross_entropy
-
-USES_DESCRIPTIONS = True  # the engine passes "Name: description" class entries to build / set_class_names
+from .base import BackboneConfig, ClassVocabulary, VideoRecognizer, build_clip, freeze, soft_cross_entropy
 
 # ---------------------------------------------------------------------------------------------
 # 1. The student's temporal attention
@@ -132,7 +130,7 @@ class FROSTER(VideoRecognizer):
     """Video (B, T, 3, H, W), CLIP-normalised -> logits (B, K) over the classes set by description."""
 
     uses_text = True
-    uses_descriptions = True  # set_class_names takes "Name: description" entries (the engine passes them)
+    uses_descriptions = True  # it encodes "Name: description" prompts; bare names lose FROSTER's protocol
     training_only_prefixes = ("teacher.",)
 
     def __init__(self, config: Config, clip: CLIP, teacher: CLIP | None = None):
@@ -143,6 +141,8 @@ class FROSTER(VideoRecognizer):
         if config.distillation:
             self.projector_v = self._projector(embed)
             self.projector_t = self._projector(embed)
+        # Descriptions a saved model was given (files before ClassVocabulary stored only these).
+        self.known_descriptions.update(_descriptions(config.class_texts or []))
         self.text_tokens: torch.Tensor | None = None  # (P, K, L) ids of every prompt set
         self._classifier_cache: tuple[tuple, torch.Tensor] | None = None  # (validity key, (K, E))
         self._teacher_text_cache: dict[tuple, torch.Tensor] = {}  # (sets, key) -> teacher (K, E)
@@ -160,23 +160,22 @@ class FROSTER(VideoRecognizer):
 
     # -- text side ------------------------------------------------------------------------------
 
-    def set_class_names(self, names: list[str]) -> None:
-        """Classes as "Name: description" (FROSTER's rephrased files) or bare names; the label is
-        the text before the first colon. Prompts are tokenised now, encoded on first use."""
-        texts = [str(t) for t in names]
-        if not texts:
-            raise ValueError("FROSTER needs at least one class name")
-        stored = self.config.class_texts
-        labels = [split_class_text(t)[0].strip() for t in texts]
-        if stored and all(":" not in t for t in texts) and [split_class_text(t)[0].strip() for t in stored] == labels:
-            texts = list(stored)  # the same classes by name: keep their descriptions
-        context = self.clip.config.context_length
+    def set_classes(self, classes) -> None:
+        """A ClassVocabulary, or entries as "Name: description" (FROSTER's rephrased files) or bare
+        names; the label is the text before the first colon. Bare names keep the descriptions
+        given before for them. Prompts are tokenised now, encoded on first use."""
+        if not isinstance(classes, ClassVocabulary):
+            pairs = [_name_and_description(str(t)) for t in classes]
+            classes = ClassVocabulary(tuple(name for name, _ in pairs), tuple(text for _, text in pairs))
+        super().set_classes(classes)
+
+    def vocabulary_changed(self) -> None:
+        texts = self.vocabulary.texts()
         sets = prompt_sets(texts)
-        tokens = tokenize_truncating([p for prompts in sets for p in prompts], context)  # (P*K, 77)
+        tokens = tokenize_truncating([p for prompts in sets for p in prompts], self.clip.config.context_length)
         # Under the causal mask nothing after the last end token reaches an end-token feature.
-        tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]
-        super().set_class_names(labels)
-        self.config.class_texts = texts
+        tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]  # (P*K, L)
+        self.config.class_texts = texts  # saved with the model: a rebuilt one re-encodes the same prompts
         self.text_tokens = tokens.view(len(sets), len(texts), -1)  # (P, K, L)
         self._classifier_cache = None
         self._teacher_text_cache = {}
@@ -244,8 +243,14 @@ class FROSTER(VideoRecognizer):
         per_frame = self.clip.logit_scale.exp() * frames @ classifier.to(frames.dtype).t()  # (B*T, K)
         return per_frame.view(batch, -1, per_frame.shape[-1]).mean(dim=1)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.frame_features(video), self.class_embeddings(), video.shape[0])
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, E): the mean of the normalised frame embeddings (the per-frame
+        cosines averaged over frames equal the cosine with this mean: the head is linear in it)."""
+        frames = self.frame_features(video)  # (B*T, E)
+        return frames.view(video.shape[0], -1, frames.shape[-1]).mean(dim=1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.clip.logit_scale.exp() * features @ self.class_embeddings().to(features.dtype).t()  # (B, K)
 
     # -- training: classification plus residual feature distillation ----------------------------
 
@@ -296,19 +301,31 @@ class FROSTER(VideoRecognizer):
         self._classifier_cache = None
         self._teacher_text_cache = {}
 
-    def data_settings(self) -> dict:
-        """The official input (DataConfig fields): 8 frames at stride 16 (30 fps), FROSTER's frame
-        positions, short side 224 and centre crop at test, U[224, 256] short side then a random
-        224 crop in training, CLIP mean/std."""
+    def input_config(self) -> dict:
+        """The official input: 8 frames at stride 16 (30 fps), FROSTER's frame positions, short side
+        224 and centre crop at test, U[224, 256] short side then a random 224 crop in training,
+        CLIP mean/std; logits averaged over views (PySlowFast's ensemble method "sum")."""
         size = self.clip.config.image_resolution
-        return {"num_frames": self.config.num_frames, "sampling": "dense", "frame_stride": 16,
-                "sampling_protocol": "froster", "input_size": size, "short_side": size,
-                "train_short_side": [size, round(size * 256 / 224)], "train_crop": "random",
-                "normalization": "clip"}
+        return {"data": {"num_frames": self.config.num_frames, "sampling": "dense", "frame_stride": 16,
+                         "sampling_protocol": "froster", "input_size": size, "short_side": size,
+                         "train_short_side": [size, round(size * 256 / 224)], "train_crop": "random",
+                         "normalization": "clip"},
+                "test": {"aggregate": "logit"}}
 
     def no_weight_decay(self, name: str, param: nn.Parameter) -> bool:
         """Official ZERO_WD_1D_PARAM: 1-D tensors and biases are not decayed (the 0-d logit_scale is)."""
         return param.ndim == 1 or name.endswith(".bias")
+
+
+def _name_and_description(text: str) -> tuple[str, str | None]:
+    """"Brush hair: A person is ..." -> ("Brush hair", "A person is ..."); a bare name -> (name, None)."""
+    name, colon, description = text.partition(":")
+    return (name.strip(), description.strip()) if colon and description.strip() else (text.strip(), None)
+
+
+def _descriptions(texts: list[str]) -> dict[str, str]:
+    """{name: description} for the "Name: description" entries that carry one."""
+    return {name: text for name, text in map(_name_and_description, texts) if text}
 
 
 def inference_config(config: Config) -> Config:

@@ -91,7 +91,7 @@ class FrozenCLIP(VideoRecognizer):
                     text = F.normalize(self.encode_class_names(class_names), dim=-1)
                     self.head.weight.copy_(text * self.clip.logit_scale.exp())
                     self.head.bias.zero_()
-        self.register_buffer("text_features", torch.empty(0), persistent=False)
+        self.register_buffer("prompt_embeddings", torch.empty(0), persistent=False)
         if class_names is not None:
             self.class_names = list(class_names)
             if self.uses_text:
@@ -106,12 +106,22 @@ class FrozenCLIP(VideoRecognizer):
         tokens = tokenize(prompts, context_length=self.clip.config.context_length, truncate=True)
         return self.clip.encode_text(tokens.to(self.clip.logit_scale.device)).float()  # (K, E)
 
-    def set_class_names(self, names: list[str]) -> None:
-        super().set_class_names(names)
-        self.text_features = F.normalize(self.encode_class_names(names), dim=-1)
+    def vocabulary_changed(self) -> None:
+        self.prompt_embeddings = F.normalize(self.encode_class_names(self.class_names), dim=-1)
 
-    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) -> (B, E) video features."""
+    def class_embeddings(self) -> torch.Tensor:
+        """(K, E) L2-normalised prompt embeddings, encoded once per vocabulary (the text never trains)."""
+        if self.prompt_embeddings.numel() == 0:
+            raise RuntimeError("no class names set: call model.set_class_names([...]) first")
+        return self.prompt_embeddings
+
+    def freeze_classes(self) -> None:
+        super().freeze_classes()
+        if self.head is not None and self.clip.with_text:
+            self.clip.drop_text_tower()  # text-init: the text only initialised the linear head
+
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, E) video features (frame mean or temporal transformer)."""
         batch, num_frames = video.shape[:2]
         frames = video.flatten(0, 1)  # (B*T, 3, H, W)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.train_backbone):
@@ -121,14 +131,19 @@ class FrozenCLIP(VideoRecognizer):
             return features.mean(dim=1)
         return self.temporal(features)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        features = self.encode_video(video)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         if self.head is not None:
             return self.head(self.dropout(features))
-        if self.text_features.numel() == 0:
-            raise RuntimeError("no class names set: call model.set_class_names([...]) first")
         features = F.normalize(features, dim=-1)
-        return self.clip.logit_scale.exp().float() * features @ self.text_features.to(features.dtype).t()
+        return self.clip.logit_scale.exp().float() * features @ self.class_embeddings().to(features.dtype).t()
+
+    def input_config(self) -> dict:
+        """Segment sampling over the whole video, short side 256/224 of the crop, CLIP mean/std,
+        one view, softmax averaged over views."""
+        size = self.clip.config.image_resolution
+        return {"data": {"num_frames": self.config.num_frames, "sampling": "segment", "input_size": size,
+                         "short_side": round(size * 256 / 224), "normalization": "clip"},
+                "test": {"num_clips": 1, "num_crops": 1, "aggregate": "prob"}}
 
 
 def build(config: Config, num_classes: int, class_names: list[str] | None = None) -> FrozenCLIP:

@@ -13,12 +13,11 @@ Official code: github.com/whwu95/Text4Vis.
    The paper's other classifiers (`lda`, `random`, `orthogonal`) and an official precomputed
    `text_feats_*.pt` file (`file`) are selectable.
 
-Official behaviour kept: logits to 1e-5 in fp32 for the same weights (tests/text4vis); parameter
+Official behaviour kept: logits to 5e-6 in fp32 for the same weights (tests/text4vis); parameter
 names `fusion_model.*`; the two optimiser groups (visual tower and logit_scale at 0.1x, fusion at
 1x, weight decay on everything). Official quirks not kept are listed in docs/text4vis.md.
 """
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import tokenize
-from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
+from .base import BackboneConfig, ClassVocabulary, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
 FUSIONS = ("transf", "mean")  # official sim_header "Transf" | "None"
@@ -207,22 +206,28 @@ class Text4Vis(VideoRecognizer):
         self.pending_classifier_error = None
         self.classifier = weights.to(self.classifier.device)
 
-    def set_class_names(self, names: list[str]) -> None:
+    def set_classes(self, classes) -> None:
         """A class set: `text` encodes the names (zero-shot transfer = new names); `random` and
         `orthogonal` draw K rows; `file`/`lda` rows are fixed, so names only label them."""
-        names = list(names)
-        if not names:
-            raise ValueError("Text4Vis needs at least one class name")
-        if self.class_names == names and self.classifier.numel():
-            return
+        names = ClassVocabulary.of(classes).names
         fixed_rows = self.config.classifier in ("file", "lda") and self.classifier.numel()
         if fixed_rows and len(self.classifier) != len(names):
             raise ValueError(
                 f"this model's {self.config.classifier!r} classifier has {len(self.classifier)} rows, got "
                 f"{len(names)} class names; only model.classifier=text can take a new class set")
-        super().set_class_names(names)
-        if not fixed_rows:
-            self.make_classifier(names)
+        super().set_classes(classes)
+
+    def vocabulary_changed(self) -> None:
+        if not (self.config.classifier in ("file", "lda") and self.classifier.numel()):
+            self.make_classifier(self.class_names)
+
+    def class_embeddings(self) -> torch.Tensor:
+        """(K, E) classifier rows (unnormalised, as the official cache), made once per class set."""
+        if self.pending_classifier_error:
+            raise RuntimeError(self.pending_classifier_error)
+        if self.classifier.numel() == 0:
+            raise RuntimeError("Text4Vis has no classifier yet: call model.set_class_names([...]) first")
+        return self.classifier
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A saved classifier (any class count) replaces ours, so the buffer takes its shape first.
@@ -234,7 +239,7 @@ class Text4Vis(VideoRecognizer):
 
     # -- video side ------------------------------------------------------------------------------
 
-    def video_features(self, video: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, E) video embeddings, not normalised (views average these)."""
         if video.ndim != 5:
             raise ValueError(f"Text4Vis expects video shaped (B, T, 3, H, W), got {tuple(video.shape)}")
@@ -244,25 +249,20 @@ class Text4Vis(VideoRecognizer):
             return frames.mean(dim=1)
         return self.fusion_model(frames)  # (B, E)
 
-    def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """(B, E) video embeddings -> (B, K): exp(logit_scale) * cosine with each class row."""
-        if self.pending_classifier_error:
-            raise RuntimeError(self.pending_classifier_error)
-        if self.classifier.numel() == 0:
-            raise RuntimeError("Text4Vis has no classifier yet: call model.set_class_names([...]) first")
         video = F.normalize(features, dim=-1)
-        classes = F.normalize(self.classifier.to(video.dtype), dim=-1)
+        classes = F.normalize(self.class_embeddings().to(video.dtype), dim=-1)
         return self.clip.logit_scale.exp().to(video.dtype) * video @ classes.t()
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.logits_from_features(self.video_features(video))
-
-    def data_settings(self) -> dict:
-        """The official test input (DataConfig fields): T uniform segments (Text4Vis positions),
-        short side 256 for 224 crops (else the crop size), centre crop, CLIP mean/std."""
+    def input_config(self) -> dict:
+        """The official test input: T uniform segments (Text4Vis positions), short side 256 for 224
+        crops (else the crop size), centre crop, CLIP mean/std; video features averaged over views
+        before the classifier (official)."""
         size = self.clip.config.image_resolution
-        return {"num_frames": self.config.num_frames, "sampling": "segment", "sampling_protocol": "text4vis",
-                "input_size": size, "short_side": 256 if size == 224 else size, "normalization": "clip"}
+        return {"data": {"num_frames": self.config.num_frames, "sampling": "segment", "sampling_protocol": "text4vis",
+                         "input_size": size, "short_side": 256 if size == 224 else size, "normalization": "clip"},
+                "test": {"aggregate": "feature"}}
 
     # -- optimisation ----------------------------------------------------------------------------
 
@@ -276,8 +276,8 @@ def load_init_checkpoint(model: Text4Vis, path: str) -> None:
     UCF/HMDB/ANet fine-tuning starts from a Kinetics-400 model). Official or native file; every
     tensor the model needs must be there with its shape; the text tower stays the backbone's."""
     from ..clip import CheckpointError
+    from ..clip.checkpoint_io import read_checkpoint
     from ..clip.load import unwrap_state_dict
-    from ..official.xclip import read_checkpoint
 
     raw = read_checkpoint(path)
     sd = unwrap_state_dict(raw.get("model", raw) if isinstance(raw, dict) and "method" in raw else raw, path)
@@ -306,76 +306,5 @@ def build(config: Config, num_classes: int, class_names: list[str] | None = None
     return model
 
 
-# ---------------------------------------------------------------------------------------------
-# LDA classifier and few-shot lists: seeded per-class samples of a training list
-
-
-def sample_per_class(labels: list[int], per_class: int, seed: int) -> list[int]:
-    """Indices of up to `per_class` items of each label, drawn with a seeded RNG (sorted)."""
-    by_class: dict[int, list[int]] = {}
-    for index, label in enumerate(labels):
-        by_class.setdefault(label, []).append(index)
-    rng = random.Random(seed)
-    chosen = []
-    for label in sorted(by_class):
-        items = by_class[label]
-        chosen.extend(rng.sample(items, min(per_class, len(items))))
-    return sorted(chosen)
-
-
-@torch.no_grad()
-def fit_lda_from_recipe(config, output: str | Path, per_class: int = 60, seed: int = 0,
-                        device: str = "cpu") -> Path:
-    """Embed a seeded per-class sample of `data.train_list` with the frozen CLIP image tower
-    (centre view, mean over frames), fit LDA, save the (K, E) classifier to `output`.
-
-    The paper used 60 videos per Kinetics-400 class (about 10% of the training set).
-    """
-    from ..engine.config import TestConfig
-    from ..engine.data import build_eval_dataset, read_classes
-
-    data = config.data
-    class_names = read_classes(data)
-    dataset = build_eval_dataset(data, TestConfig(num_clips=1, num_crops=1), class_names, list_file=data.train_list)
-    labels = [record.labels[0] for record in dataset.records]
-    num_classes = len(class_names) if class_names else dataset.num_classes
-    subset = sample_per_class(labels, per_class, seed)
-    model_config = config.model if isinstance(config.model, Config) else None
-    if model_config is None:
-        from ..engine.config import method_config
-        model_config = method_config("text4vis", config.model)
-    clip = build_clip(model_config.backbone, with_text=False).to(device).eval()
-    features, targets = [], []
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, subset), batch_size=8,
-                                         num_workers=data.num_workers)
-    for views, label, _index, valid in loader:
-        frames = views[:, 0].to(device)  # (B, T, 3, H, W): the single view
-        embeddings = clip.encode_image(frames.flatten(0, 1)).view(*frames.shape[:2], -1).mean(dim=1)
-        features.append(embeddings[valid].float().cpu())
-        targets.append(label[valid])
-    weights = lda_classifier(torch.cat(features), torch.cat(targets), num_classes)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(weights, output)
-    return output
-
-
-def few_shot_lines(lines: list[str], labels: list[int], shot: int, seed: int) -> list[str]:
-    """`shot` lines per class (seeded, same on every process), repeated floor(N / selected) times
-    as the official few-shot runs do, so an epoch has about as many steps as a full one."""
-    chosen = [lines[i] for i in sample_per_class(labels, shot, seed)]
-    return chosen * max(1, len(lines) // max(1, len(chosen)))
-
-
-def write_few_shot_list(list_file: str | Path, shot: int, seed: int, output: str | Path) -> Path:
-    """A seeded few-shot training list (`few_shot_lines`) from a "<path> [frames] <label>" list."""
-    lines = [line for line in Path(list_file).read_text().splitlines() if line.strip()]
-    labels = [int(line.split()[-1]) for line in lines]
-    output = Path(output)
-    output.write_text("\n".join(few_shot_lines(lines, labels, shot, seed)) + "\n")
-    return output
-
-
 __all__ = ["Config", "Text4Vis", "TransfFusion", "build", "lda_classifier", "random_classifier",
-           "orthogonal_classifier", "read_classifier_file", "fit_lda_from_recipe", "sample_per_class",
-           "few_shot_lines", "write_few_shot_list", "load_init_checkpoint"]
+           "orthogonal_classifier", "read_classifier_file", "load_init_checkpoint"]

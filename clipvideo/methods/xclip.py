@@ -252,24 +252,20 @@ class XCLIP(VideoRecognizer):
         return [*clip.token_embedding.parameters(), clip.positional_embedding, *clip.transformer.parameters(),
                 *clip.ln_final.parameters(), clip.text_projection]
 
-    def set_class_names(self, names: list[str]) -> None:
-        """Tokenise `template.format(name)` for each class; the text features are encoded on first use."""
-        names = list(names)
-        if not names:
-            raise ValueError("X-CLIP needs at least one class name")
-        prompts = [self.config.template.format(name) for name in names]
+    def vocabulary_changed(self) -> None:
+        """Tokenise `template.format(name)` for each class; the embeddings are encoded on first use."""
+        prompts = [self.config.template.format(name) for name in self.class_names]
         tokens = tokenize(prompts, context_length=self.clip.config.context_length)  # (K, 77), zero padded
         # Under the causal mask nothing after the last end-of-text token reaches any end-of-text
         # feature, so the padding columns beyond it are not encoded (the result is the same).
-        tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]  # (K, L)
-        super().set_class_names(names)
-        self.text_tokens = tokens
+        self.text_tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]  # (K, L)
         self._text_cache = None
 
-    def text_features(self) -> torch.Tensor:
-        """(K, E) class embeddings. Cached while the class names, the text weights (tracked by
-        their in-place version counters: optimiser steps, load_state_dict), device, dtype and
-        autocast stay the same; recomputed with gradients every call while the text is trained."""
+    def class_embeddings(self) -> torch.Tensor:
+        """(K, E) class embeddings, before the video-specific prompts. Cached while the class names,
+        the text weights (tracked by their in-place version counters: optimiser steps,
+        load_state_dict), device, dtype and autocast stay the same; recomputed with gradients every
+        call while the text is trained."""
         if self.text_tokens is None:
             raise RuntimeError("X-CLIP classifies with class names: call model.set_class_names([...]) first")
         params = self.text_parameters()
@@ -301,23 +297,31 @@ class XCLIP(VideoRecognizer):
         patches = patches.view(batch, num_frames, *patches.shape[1:]).mean(dim=1)  # (B, N, C)
         return frames, patches @ self.prompts_visual_proj  # (B, T, E), (B, N, E)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, E + N*E): the video embedding, then the flattened prompt context
+        (the video-specific prompts of the head read it)."""
         frames, context = self.encode_frames(video)
-        video_features = self.mit(frames)  # (B, E)
-        text = self.text_features().to(context.dtype)  # (K, E)
-        text = text.unsqueeze(0).expand(video.shape[0], -1, -1)  # (B, K, E)
+        return torch.cat([self.mit(frames), context.flatten(1)], dim=1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        embed_dim = self.clip.config.embed_dim
+        video_features = features[:, :embed_dim]  # (B, E)
+        context = features[:, embed_dim:].unflatten(1, (-1, embed_dim))  # (B, N, E)
+        text = self.class_embeddings().to(context.dtype)  # (K, E)
+        text = text.unsqueeze(0).expand(features.shape[0], -1, -1)  # (B, K, E)
         text = text + self.prompts_generator(text, context)  # (B, K, E)
         video_features = F.normalize(video_features, dim=-1)
         text = F.normalize(text, dim=-1)
         logits = torch.einsum("be,bke->bk", video_features, text)  # (B, K)
         return self.clip.logit_scale.exp() * logits
 
-    def data_settings(self) -> dict:
-        """The official test-time input (DataConfig fields): TSN segment centres, short side
-        256/224 of the crop, centre crop, ImageNet mean/std. Stored with converted checkpoints."""
+    def input_config(self) -> dict:
+        """The official test-time input: TSN segment centres, short side 256/224 of the crop, centre
+        crop, ImageNet mean/std; softmax averaged over views."""
         size = self.clip.config.image_resolution
-        return {"num_frames": self.config.num_frames, "sampling": "segment", "sampling_protocol": "xclip",
-                "input_size": size, "short_side": int(256 / 224 * size), "normalization": "imagenet"}
+        return {"data": {"num_frames": self.config.num_frames, "sampling": "segment", "sampling_protocol": "xclip",
+                         "input_size": size, "short_side": int(256 / 224 * size), "normalization": "imagenet"},
+                "test": {"aggregate": "prob"}}
 
     # -- optimisation ---------------------------------------------------------------------------
 

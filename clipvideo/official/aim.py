@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 from ..clip import ARCHITECTURES, CheckpointError, CLIPConfig, read_state_dict
+from ..clip.checkpoint_io import read_checkpoint
 from ..clip.load import unwrap_state_dict
 from ..methods.aim import AIM, Config, build
 from ..methods.base import BackboneConfig
-from .xclip import read_checkpoint
 
 # Official key -> ours, applied as the first matching regex rewrite (\1: block index).
 RENAMES = [
@@ -63,7 +63,8 @@ def read_official(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     raw = read_checkpoint(path) if path.is_file() and zipfile.is_zipfile(path) else read_state_dict(path)
     sd = unwrap_state_dict(raw, path)  # ['state_dict'], "module." stripped
-    absent = [key for key in _REQUIRED if key not in sd]
+    # ImageNet-ViT backbone (official ViT_ImageNet): its importer checks its own keys.
+    absent = [] if "backbone.patch_embed.proj.weight" in sd else [key for key in _REQUIRED if key not in sd]
     if absent:
         hint = "; it looks like a native clipvideo file: load it with clipvideo.load" if "model_config" in (raw or {}) else ""
         raise CheckpointError(
@@ -151,8 +152,13 @@ def load_into(model: AIM, sd: dict[str, torch.Tensor], path) -> AIM:
 def load_official_aim(path: str | Path, heads: int | None = None, num_frames: int | None = None, **overrides) -> AIM:
     """An official AIM checkpoint in eval mode. Overrides: heads, num_frames (checked against the
     temporal embedding), adapter_scale, sampling, frame_stride, drop_path_rate, head_dropout,
-    backbone_lr_scale."""
+    backbone_lr_scale. Files of the ImageNet-ViT backbone give an aim_timm model
+    (clipvideo/official/aim_timm.py)."""
     sd = read_official(path)
+    if "backbone.patch_embed.proj.weight" in sd:  # the ImageNet-ViT backbone: an aim_timm model
+        from .aim_timm import load_official_aim_vit
+
+        return load_official_aim_vit(sd, path, heads, num_frames, **overrides)
     config, num_classes = read_config(sd, path, heads, num_frames, **overrides)
     try:
         model = build(config, num_classes)

@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from ..clip import ARCHITECTURES, CheckpointError, config_from_state_dict, read_state_dict
+from ..clip.checkpoint_io import read_checkpoint
 from ..clip.load import unwrap_state_dict
 from ..methods.base import BackboneConfig
 from ..methods.froster import FROSTER, Config, build
-from .xclip import read_checkpoint
 
 _STUDENT, _TEACHER = "model.", "raw_model."
 _PROJECTOR = re.compile(r"^projector_[vt]\.[02]\.weight$")

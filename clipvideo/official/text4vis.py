@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from ..clip import ARCHITECTURES, CheckpointError, clip_state_dict, config_from_state_dict, read_state_dict
+from ..clip.checkpoint_io import read_checkpoint
 from ..clip.load import unwrap_state_dict
 from ..methods.base import BackboneConfig
 from ..methods.text4vis import Config, Text4Vis, build, read_classifier_file
-from .xclip import read_checkpoint
 
 _REQUIRED = ("visual.conv1.weight", "visual.proj", "logit_scale")
 _FUSION = "fusion_model."

@@ -5,7 +5,9 @@ path and commit of each. The files are data only. Labels in a list index the cla
 beside it (``<path> <label>`` lines, paths relative to the dataset's video folder).
 
 - ``classes/<dataset>.csv``: the full vocabularies (id,name) of kinetics400, kinetics600, ucf101,
-  hmdb51, ssv2 and activitynet.
+  hmdb51, ssv2 and activitynet. ``hmdb51.csv`` follows the official alphabetical order that the lists
+  use; ``hmdb51_upstream.csv`` is X-CLIP/ViFi-CLIP's copy (ids 20/21 and 44/45 swapped), kept for
+  reproducing their published numbers (``b2n/hmdb51/*_classes_upstream.csv`` likewise).
 - ``kinetics600/new220_classes.csv``: the 220 Kinetics-600 classes absent from Kinetics-400 (ER-ZSAR);
   ``zs_split{1,2,3}_classes.csv`` / ``zs_split{1,2,3}_test.txt``: the three subsets of 160 of them
   and their test videos (X-CLIP, Text4Vis, ViFi-CLIP, FROSTER all use these).
@@ -22,13 +24,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import vocabulary
+
 ROOT = Path(__file__).resolve().parent
 
 ZERO_SHOT_DATASETS = ("ucf101", "hmdb51", "k600", "kinetics400", "activitynet", "custom")
 B2N_DATASETS = ("kinetics400", "hmdb51", "ucf101", "ssv2")
-_ALIASES = {"k400": "kinetics400", "kinetics-400": "kinetics400", "k600": "kinetics600", "kinetics-600": "kinetics600",
-            "ucf": "ucf101", "ucf-101": "ucf101", "hmdb": "hmdb51", "hmdb-51": "hmdb51", "anet": "activitynet",
-            "something-something-v2": "ssv2", "sthv2": "ssv2"}
 
 
 class ProtocolError(ValueError):
@@ -44,8 +45,8 @@ def path(relative: str) -> Path:
 
 
 def canonical(dataset: str) -> str:
-    name = dataset.strip().lower()
-    return _ALIASES.get(name, name)
+    """One vocabulary with the zoo (clipvideo/vocabulary.py): k400 = kinetics400."""
+    return vocabulary.canonical(dataset)
 
 
 def class_file(dataset: str) -> Path:
@@ -53,7 +54,7 @@ def class_file(dataset: str) -> Path:
     name = canonical(dataset)
     found = ROOT / "classes" / f"{name}.csv"
     if not found.is_file():
-        known = sorted(p.stem for p in (ROOT / "classes").glob("*.csv"))
+        known = sorted(p.stem for p in (ROOT / "classes").glob("*.csv") if not p.stem.endswith("_upstream"))
         raise ProtocolError(f"unknown dataset {dataset!r} for class names; shipped: {', '.join(known)}")
     return found
 

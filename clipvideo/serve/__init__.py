@@ -16,7 +16,7 @@ def method_name(model) -> str:
     from ..methods import METHODS
 
     name = next((n for n, module in METHODS.items() if isinstance(model.config, module.Config)), None)
-    if name == "frozen" and getattr(model, "uses_text", False) and model.config.temporal == "mean":
+    if name == "frozen" and model.uses_text and model.config.temporal == "mean":
         return "frozen (zero-shot CLIP)"
     return name or type(model).__name__
 

@@ -20,13 +20,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 
+import av
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from PIL import Image
 
 from ..engine.predict import Predictor, predict_video
-from .upload import ServeError, Upload, receive_form
+from .upload import ServeError, Upload, receive_form, size_text
 
 log = logging.getLogger("clipvideo.serve")
 
@@ -40,6 +41,7 @@ MAX_CLASS_NAME = 200
 @dataclass
 class ServeSettings:
     max_upload_bytes: int = 50 * 2**20
+    max_decoded_bytes: int = 1024 * 2**20  # the sampled frames, decoded at the video's own size
     queue_size: int = 2  # requests that may wait while one runs; more get 503
     top_k: int = 5
     max_thumbnails: int = 32  # frames shown in the strip (evenly picked when more were sampled)
@@ -63,18 +65,57 @@ def parse_class_text(text: str) -> list[str]:
     return names
 
 
-def thumbnails(indices: list[int], frames, limit: int, height: int) -> list[dict]:
-    """JPEG data URLs of the sampled frames, at most `limit`, evenly picked."""
+def crop_box(width: int, height: int, input_size: int, short_side: int | None) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centre crop the model sees, in the frame's own pixels: the
+    test transform scales the short side to `short_side` (default `input_size`) and crops `input_size`."""
+    side = min(width, height, round(input_size * min(width, height) / (short_side or input_size)))
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def _jpeg_url(image: "Image.Image", height: int) -> str:
+    width = max(1, round(image.width * height / image.height))
+    buffer = io.BytesIO()
+    image.resize((width, height), Image.BILINEAR).save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def thumbnails(indices: list[int], frames, limit: int, height: int, box: tuple[int, int, int, int] | None = None) -> list[dict]:
+    """JPEG data URLs of the sampled frames, at most `limit`, evenly picked; with `box`, each also
+    with `crop`: the part of the frame the model sees."""
     picks = range(len(indices)) if len(indices) <= limit else np.linspace(0, len(indices) - 1, limit).round().astype(int)
     strip = []
     for row in picks:
         image = Image.fromarray(frames[int(row)].numpy())
-        width = max(1, round(image.width * height / image.height))
-        buffer = io.BytesIO()
-        image.resize((width, height), Image.BILINEAR).save(buffer, format="JPEG", quality=80)
-        strip.append({"index": int(indices[int(row)]),
-                      "image": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()})
+        item = {"index": int(indices[int(row)]), "image": _jpeg_url(image, height)}
+        if box is not None:
+            item["crop"] = _jpeg_url(image.crop(box), height)
+        strip.append(item)
     return strip
+
+
+def decoded_bytes(path: str, predictor: Predictor) -> tuple[int, int, int, int] | None:
+    """(bytes, frames, width, height) that predicting `path` would decode: the sampled frames at the
+    stream's own size. None when the file cannot be probed (predict then reports why)."""
+    from .. import data as video_data
+    from ..engine.predict import video_dataset
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+        sampler = video_dataset(path, predictor.data, predictor.test).sampler  # predict's own frame choice
+        total = video_data.video_num_frames(path, backend=predictor.data.backend)
+        if sampler.needs_fps:
+            fps = video_data.video_fps(path, backend=predictor.data.backend)
+            views = sampler.test(total, predictor.test.num_clips, fps=fps)
+        else:
+            views = sampler.test(total, predictor.test.num_clips)
+        views = views.tolist()
+    except (av.FFmpegError, OSError, IndexError, ValueError, video_data.VideoDecodeError):
+        return None
+    frames = len({i for clip in views for i in clip})
+    return frames * width * height * 3, frames, width, height
 
 
 class Engine:
@@ -82,7 +123,7 @@ class Engine:
 
     def __init__(self, predictor: Predictor, method: str, source: str, settings: ServeSettings):
         self.predictor, self.method, self.source, self.settings = predictor, method, source, settings
-        self.text_based = bool(getattr(predictor.model, "uses_text", False))
+        self.text_based = predictor.model.uses_text
         self.default_names = list(predictor.class_names)
         self.in_flight = 0
         self.workdir: str | None = None
@@ -118,11 +159,15 @@ class Engine:
             "sampling": data.sampling,
             "frame_stride": data.frame_stride,
             "input_size": data.input_size,
-            "short_side": data.short_side,
+            "short_side": self.predictor.test.short_side or data.short_side,
+            "num_clips": self.predictor.test.num_clips,
+            "num_crops": self.predictor.test.num_crops,
+            "aggregate": self.predictor.test.aggregate,
             "precision": self.predictor.precision,
             "device": str(self.predictor.device),
             "top_k": self.settings.top_k,
             "max_upload_bytes": self.settings.max_upload_bytes,
+            "max_decoded_bytes": self.settings.max_decoded_bytes,
             "queue_size": self.settings.queue_size,
             "samples": sorted(self.samples),
         }
@@ -163,8 +208,19 @@ class Engine:
         sampled = {}
 
         def keep_frames(views, indices, frames):
-            sampled.update(clips=views, strip=thumbnails(indices, frames, self.settings.max_thumbnails,
-                                                         self.settings.thumbnail_height))
+            box = crop_box(frames.shape[2], frames.shape[1], predictor.data.input_size, predictor.data.short_side)
+            sampled.update(clips=views, box=box, strip=thumbnails(indices, frames, self.settings.max_thumbnails,
+                                                                  self.settings.thumbnail_height, box))
+
+        # The upload limit bounds bytes on disk, not pixels: a short high-resolution clip under it can
+        # decode to gigabytes. Refuse before decoding, saying what would be decoded and what to do.
+        probe = decoded_bytes(path, predictor)
+        if probe is not None and probe[0] > self.settings.max_decoded_bytes:
+            size, frames, width, height = probe
+            raise ServeError(413, f"{display_name!r} is {width}x{height}: its {frames} sampled frames would decode to "
+                                  f"{size_text(size)}, over the {size_text(self.settings.max_decoded_bytes)} limit "
+                                  "(the server's --max-decoded-mb); send a smaller version of the video "
+                                  "(e.g. ffmpeg -i IN -vf scale=-2:360 OUT)")
 
         try:
             # Only re-encode the class names when they change: models cache their text features.
@@ -187,6 +243,7 @@ class Engine:
             "num_frames_in_video": result.num_frames_in_video,
             "clips": sampled.get("clips", []),
             "frames": sampled.get("strip", []),
+            "crop_box": list(sampled["box"]) if "box" in sampled else None,
             "precision": self.predictor.precision,
             "device": str(self.predictor.device),
             "num_classes": len(names),

@@ -108,11 +108,11 @@ def test_bad_inputs_and_configs_have_clear_errors():
         model.set_class_names(["a"])
 
 
-def test_data_settings_describe_the_official_test_input():
-    assert tiny(num_frames=8).data_settings() == {
+def test_input_config_describes_the_official_test_input():
+    assert tiny(num_frames=8).input_config() == {"data": {
         "num_frames": 8, "sampling": "dense", "sampling_protocol": "aim", "input_size": 32, "short_side": 32,
-        "normalization": "aim", "frame_stride": 16, "out_of_bounds": "loop"}
-    settings = tiny(num_frames=4, sampling="segment").data_settings()
+        "normalization": "aim", "frame_stride": 16, "out_of_bounds": "loop"}, "test": {"aggregate": "prob"}}
+    settings = tiny(num_frames=4, sampling="segment").input_config()["data"]
     assert settings["sampling"] == "segment" and "frame_stride" not in settings
 
 
@@ -120,7 +120,7 @@ def test_video_features_feed_the_head():
     model = tiny().eval()
     video = torch.randn(2, 4, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(model.logits_from_features(model.video_features(video)), model(video))
+        torch.testing.assert_close(model.forward_head(model.forward_features(video)), model(video))
 
 
 def test_activation_checkpointing_gives_the_same_gradients():

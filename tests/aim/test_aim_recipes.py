@@ -20,7 +20,9 @@ VIEWS = {"k400": (3, 1), "k700": (3, 3), "ssv2": (1, 3), "diving48": (1, 1)}  # 
 
 
 def test_every_recipe_is_a_row():
-    assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(ROWS) | {"tiny_synthetic"}
+    # Also the ImageNet-ViT recipes (aim_timm; tests/aim/test_aim_timm.py checks them).
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(ROWS) | {"tiny_synthetic", "imagenet_tiny_synthetic",
+                                                                     "imagenet_k400_b16_8f", "imagenet_ssv2_b16_8f"}
 
 
 @pytest.mark.parametrize("stem, top1", sorted(ROWS.items()))

@@ -73,7 +73,7 @@ def test_train_dataset_with_transform(motion):
     clip, label, index = dataset[0]
     assert clip.shape == (8, 3, 32, 32) and clip.dtype == torch.float32
     assert len(dataset) == 18 and dataset.num_classes == 9
-    assert dataset.describe() == "8 frames x 1 clips x 1 crops"
+    assert dataset.describe() == "8 frames x 1 clip x 1 crop"
 
 
 def test_eval_mode_takes_the_centred_clip(motion):

@@ -244,7 +244,7 @@ def test_predict_cli_and_python_api(tmp_path, motion_data, tiny_clip_file):
     classes = "moving left,moving right,rotating clockwise"
     out = run_cli("predict", video, "--backbone", tiny_clip_file, "--classes", classes, "--json", "--precision", "fp32")
     [result] = json.loads(out.stdout)
-    assert result["views"] == "8 frames x 1 clips x 1 crop" and result["num_frames_in_video"] == 16
+    assert result["views"] == "8 frames x 1 clip x 1 crop" and result["num_frames_in_video"] == 16
     assert sorted(t["label"] for t in result["top"]) == sorted(classes.split(","))
     assert sum(t["score"] for t in result["top"]) == pytest.approx(1.0, abs=1e-4)
     table = run_cli("predict", video, "--backbone", tiny_clip_file, "--classes", classes, "--top-k", "2")
@@ -392,7 +392,7 @@ def test_model_files_carry_their_data_settings_and_predict_needs_no_flags(name, 
         # `clipvideo test` with no recipe uses the file's settings too.
         tested = run_cli("test", "--checkpoint", run / "model.pt", "--list", motion_data.val_list,
                          "--set", "test.batch_size=6", "test.num_workers=0")
-        assert "8 frames x 1 clips x 1 crop" in tested.stdout and "on 18 videos" in tested.stdout
+        assert "8 frames x 1 clip x 1 crop" in tested.stdout and "on 18 videos" in tested.stdout
 
 
 def test_two_process_resume_after_kill_with_dropout_and_workers_matches_an_uninterrupted_run(tmp_path, motion_data):

@@ -5,8 +5,9 @@ import logging
 import pytest
 import torch
 
-from clipvideo.engine import precision
-from clipvideo.engine.precision import native_precisions, resolve_precision
+from clipvideo.clip import cpu_precision
+from clipvideo.clip.cpu_precision import native_precisions
+from clipvideo.engine.precision import resolve_precision
 
 CPU = torch.device("cpu")
 
@@ -14,7 +15,7 @@ CPU = torch.device("cpu")
 @pytest.fixture
 def cpu_without_fp16(monkeypatch):
     """This machine's kind of CPU (AMD Zen 4): native bf16 (AVX512-BF16), no native fp16."""
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "avx512bw", "avx512_bf16"}))
+    monkeypatch.setattr(cpu_precision, "cpu_flags", lambda: frozenset({"avx512f", "avx512bw", "avx512_bf16"}))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(logging.getLogger("clipvideo"), "propagate", True)  # fit() turns it off; caplog listens at the root
 
@@ -41,7 +42,7 @@ def test_fp16_on_a_cpu_without_it_runs_as_bf16_with_one_notice(cpu_without_fp16,
 
 
 def test_cpu_without_bf16_or_fp16_gets_fp32(monkeypatch):
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(cpu_precision, "cpu_flags", lambda: frozenset({"avx2"}))
     assert resolve_precision("auto", CPU) == "fp32"
     assert resolve_precision("fp16", CPU) == "fp32"
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from clipvideo.data import FrameSampler
 from clipvideo.engine import checkpoint as ckpt
 from clipvideo.engine.config import ConfigError, DataConfig, TrainConfig, build_config
 from clipvideo.engine.config import TestConfig as EvalSettings  # not collected by pytest
@@ -101,20 +102,20 @@ class ToyVideoModel(nn.Module):
     """features = [m, -m] with m the mean pixel of the clip; logits = 10 * features (K = 2).
     Records the batch size of every call."""
 
-    def __init__(self, hooks: bool = True):
+    def __init__(self):
         super().__init__()
         self.calls = []
-        if hooks:
-            self.video_features = self._features
-            self.logits_from_features = lambda features: 10 * features
 
-    def _features(self, video):
+    def forward_features(self, video):
         self.calls.append(len(video))
         mean = video.float().mean(dim=(1, 2, 3, 4))
         return torch.stack([mean, -mean], dim=1)  # (B, 2)
 
+    def forward_head(self, features):
+        return 10 * features
+
     def forward(self, video):
-        return 10 * self._features(video)
+        return self.forward_head(self.forward_features(video))
 
 
 def views_with_means(*means) -> torch.Tensor:
@@ -134,11 +135,8 @@ def test_feature_aggregation_averages_features_before_the_classifier():
     assert prob[0, 0] == pytest.approx(0.5 * (1 / (1 + math.exp(-60)) + 1 / (1 + math.exp(20))))
 
 
-def test_feature_aggregation_needs_the_model_hooks():
+def test_view_settings_are_checked():
     loader = [(views_with_means(1.0), torch.tensor([0]), torch.tensor([0]), torch.tensor([True]))]
-    with pytest.raises(ConfigError, match="test.aggregate: 'feature' needs a model with video_features"):
-        evaluate(ToyVideoModel(hooks=False), loader, torch.device("cpu"), aggregate="feature", progress=False,
-                 dataset=object())
     with pytest.raises(ConfigError, match="test.aggregate: expected one of prob, logit, feature"):
         evaluate(ToyVideoModel(), loader, torch.device("cpu"), aggregate="mean", progress=False, dataset=object())
     with pytest.raises(ConfigError, match="test.views_per_batch: expected a positive number"):
@@ -250,9 +248,13 @@ def test_froster_protocol_gets_the_stream_fps_through_the_dataset(motion_data):
     assert original(16, 1, fps=8.0).tolist() == [[0, 0, 0, 1]]
 
 
-def test_predict_places_clips_by_the_models_protocol():
-    from clipvideo.engine.predict import clip_indices
+def clip_indices(num_video_frames, data, num_clips, fps=None):
+    """Clip frame indices as the evaluation dataset (and so predict) places them."""
+    sampler = FrameSampler(data.num_frames, data.sampling, data.frame_stride, data.out_of_bounds, data.sampling_protocol)
+    return sampler.test(num_video_frames, num_clips, fps=fps).tolist()
 
+
+def test_predict_places_clips_by_the_models_protocol():
     # EVL: n=300, 8 x 16, slack 187, 3 views at round(93.5*c) = 0, 94, 187 (ours would be 31, 94, 156)
     evl = DataConfig(num_frames=8, frame_stride=16, sampling="dense", sampling_protocol="evl")
     assert [clip[0] for clip in clip_indices(300, evl, 3)] == [0, 94, 187]

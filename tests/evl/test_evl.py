@@ -19,11 +19,11 @@ from torch import nn
 import clipvideo
 from clipvideo.clip import CLIP, CheckpointError, config_from_state_dict, clip_state_dict, create_clip
 from clipvideo.clip.attention import Attention
+from clipvideo.clip.cpu_precision import cpu_supports_fp16
 from clipvideo.clip.vision import VisionTransformer
 from clipvideo.methods import METHODS
 from clipvideo.methods.base import BackboneConfig
 from clipvideo.methods.evl import Config, TemporalCrossAttention, build, displacement_index
-from clipvideo.engine.precision import cpu_supports_fp16
 from clipvideo.official.evl import load_official_evl
 from evl_fp16_reference import NO_NATIVE_FP16, official_layout_attend, official_layout_tokens, reference_logits
 

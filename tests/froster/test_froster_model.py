@@ -176,8 +176,10 @@ def test_weight_patching_blends_towards_the_original():
         model.patch_weights(original, -0.1)
 
 
-def test_data_settings_are_the_official_input():
-    settings = tiny().data_settings()
+def test_input_config_is_the_official_input():
+    record = tiny().input_config()
+    assert record["test"] == {"aggregate": "logit"}
+    settings = record["data"]
     assert settings["sampling_protocol"] == "froster" and settings["frame_stride"] == 16
     assert (settings["input_size"], settings["short_side"], settings["train_short_side"]) == (64, 64, [64, 73])
     assert settings["normalization"] == "clip" and settings["train_crop"] == "random"

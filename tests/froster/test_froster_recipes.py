@@ -25,8 +25,8 @@ def check_common(config) -> None:
     data, test = config.data, config.test
     assert (data.num_frames, data.sampling, data.frame_stride, data.sampling_protocol) == (8, "dense", 16, "froster")
     assert (data.input_size, data.short_side, data.train_short_side, data.train_crop) == (224, 224, [224, 256], "random")
-    assert (data.normalization, data.separator) == ("clip", ",")
-    assert data.class_names.startswith("clipvideo/protocols/") and data.class_names.endswith(".json")
+    assert (data.normalization, data.separator) == ("clip", None)  # the shipped '<path> <label>' lists
+    assert data.class_names.startswith("clipvideo/protocols/") and data.class_descriptions  # names + FROSTER's descriptions
     assert (test.num_clips, test.num_crops, test.aggregate) == (3, 1, "logit")
 
 
@@ -47,8 +47,11 @@ def test_base_to_novel_recipes(dataset, split):
     base, novel, hm, batch = B2N[dataset]
     check_training(config, 12, batch)
     assert re.search(rf"Base {base}\s+Novel {novel}\s+HM {hm}", comment(path))
-    assert config.data.train_list.endswith(f"train_{split}.csv") and config.data.class_names.endswith("train_rephrased.json")
-    assert "test_rephrased.json" in comment(path)  # the novel-class command
+    folder = f"clipvideo/protocols/b2n/{'kinetics400' if dataset == 'k400' else dataset}"
+    assert (config.data.train_list, config.data.val_list) == (f"{folder}/train_s{split}.txt", f"{folder}/base_test.txt")
+    assert config.data.class_names == f"{folder}/base_classes.csv"
+    assert config.data.class_descriptions == f"b2n_{folder.rsplit('/', 1)[1]}_base"
+    assert "clipvideo b2n configs/froster/" in comment(path)  # Base, Novel and HM in one command
 
 
 def test_cross_dataset_training_recipe():
@@ -66,7 +69,8 @@ def test_cross_dataset_test_recipes(dataset):
     path = CONFIGS / f"cross_test_{dataset}.yaml"
     config = load_config(path)
     check_common(config)
-    assert re.search(CROSS[dataset], comment(path)) and config.data.val_list.endswith("test.csv")
+    assert re.search(CROSS[dataset], comment(path)) and config.data.val_list.startswith("clipvideo/protocols/")
+    assert f"clipvideo zeroshot configs/froster/cross_test_{dataset}.yaml" in comment(path)  # the whole protocol
 
 
 def test_every_recipe_builds_the_reference_model():

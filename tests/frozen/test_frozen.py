@@ -70,10 +70,10 @@ def test_text_initialised_head_starts_at_zero_shot():
     head.clip.load_state_dict(zero_shot.clip.state_dict())
     video = torch.randn(2, 4, 3, 64, 64)
     with torch.no_grad():
-        features = F.normalize(zero_shot.encode_video(video), dim=-1)
+        features = F.normalize(zero_shot.forward_features(video), dim=-1)
         # Same ranking up to the feature norm: the head holds the scaled, normalised text embeddings.
         expected = zero_shot(video)
-        got = head(video) / head.encode_video(video).norm(dim=-1, keepdim=True)
+        got = head(video) / head.forward_features(video).norm(dim=-1, keepdim=True)
     assert features.shape == (2, 64)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 

@@ -8,13 +8,12 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from clipvideo.data import VideoRecord
-from clipvideo.engine.config import ConfigError
+from clipvideo.data import AnnotationError, VideoRecord
+from clipvideo.data.splits import few_shot_sample
 from clipvideo.engine.evaluate import combine_views, evaluate
 from clipvideo.engine.metrics import average_precision, mean_average_precision
 from clipvideo.engine.protocols import (
     base_to_novel_summary,
-    few_shot_sample,
     half_class_accuracy,
     half_class_draws,
     mean_std,
@@ -106,7 +105,7 @@ def test_few_shot_draws_are_seeded_k_per_class_in_list_order():
 
 
 def test_few_shot_needs_enough_videos_per_class():
-    with pytest.raises(ConfigError, match="class 2 has 4 videos in the list, fewer than --shots 5"):
+    with pytest.raises(AnnotationError, match="class 2 has 4 videos in the list, fewer than --shots 5"):
         few_shot_sample(records([5, 7, 4]), 5, seed=0)
 
 

@@ -11,12 +11,12 @@ import yaml
 from clipvideo import protocols
 from clipvideo.cli import main
 from clipvideo.data import read_video_list
+from clipvideo.data.splits import write_few_shot_lists
 from clipvideo.engine.config import ConfigError, build_config
 from clipvideo.engine.protocols import (
     format_report,
     half_class_draws,
     run_fewshot,
-    write_few_shot_lists,
 )
 from clipvideo.engine.train import TrainStep, fit
 
@@ -84,7 +84,7 @@ def test_zeroshot_full_and_half_classes(tmp_path, videos, tiny_clip_file, capsys
                       "--classes", videos.class_names_file, "--list", videos.val_list, "--json")
     full, half = report["full"], report["half_classes"]
     assert (full["num_videos"], full["num_classes"], full["failed_videos"]) == (18, 6, 0)
-    assert report["views"] == "4 frames x 1 clips x 1 crops"
+    assert report["views"] == "4 frames x 1 clip x 1 crop"
     assert len(half["draws"]) == 10 and {d["num_classes"] for d in half["draws"]} == {3}
     assert {d["num_videos"] for d in half["draws"]} == {9}  # 3 classes x 3 val videos
     top1 = np.array([d["top1"] for d in half["draws"]])
@@ -233,6 +233,15 @@ def test_multi_label_training_with_bce_reports_map(tmp_path, videos, capsys):
      "test_split1.txt: first video {tmp}/videos/Aussie_Brunette"),
     (["zeroshot", "{recipe}", "--checkpoint", "{tmp}/linear.pt", "--dataset", "custom", "--classes", "{classes}", "--list", "{val}"],
      "classifies with a trained head"),
+    (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--classes", "{classes}", "--list", "{tmp}/abs.txt",
+      "--draws", "0"], "argument --draws: expected a positive number, got 0"),
+    (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--classes", "{classes}", "--list", "{tmp}/multi.txt",
+      "--set", "data.multi_label=true"], "zeroshot: data.multi_label is set"),
+    (["b2n", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--base-classes", "{classes}", "--novel-classes",
+      "{tmp}/six.csv", "--base-list", "{tmp}/multi.txt", "--novel-list", "{tmp}/multi.txt", "--set", "data.multi_label=true"],
+     "b2n: data.multi_label is set"),
+    (["zeroshot", "{recipe}", "--backbone", "{clip}", "--dataset", "hmdb51", "--classes", "{tmp}/three.csv"],
+     "--classes {tmp}/three.csv: 3 classes, but the shipped hmdb51 splits index the 51 classes"),
     (["b2n", "{recipe}", "--backbone", "{clip}", "--dataset", "ucf5"], "no base-to-novel split for 'ucf5'"),
     (["b2n", "{recipe}", "--backbone", "{clip}", "--dataset", "custom", "--base-classes", "{classes}"],
      "--dataset custom needs --novel-classes, --base-list, --novel-list"),
@@ -251,9 +260,122 @@ def test_bad_input_is_one_line(tmp_path, videos, tiny_clip_file, capsys, args, m
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "bad.mp4").write_bytes(b"not a video")
     (tmp_path / "bad.txt").write_text("bad.mp4 0\n")
+    # readable videos, with one and with two labels each (absolute paths: data.root is the folder of bad.mp4 here)
+    (tmp_path / "abs.txt").write_text("".join(f"{Path(videos.root) / r.path} {r.label}\n" for r in read_video_list(videos.val_list)))
+    (tmp_path / "multi.txt").write_text("".join(f"{Path(videos.root) / r.path} {r.label} {(r.label + 1) % 6}\n"
+                                                for r in read_video_list(videos.val_list)))
+    (tmp_path / "six.csv").write_text("id,name\n" + "".join(f"{i},other {name}\n" for i, name in enumerate(CLASSES)))
     values = {"recipe": recipe(tmp_path, videos, root=str(tmp_path / "videos")), "clip": tiny_clip_file,
               "val": videos.val_list, "classes": videos.class_names_file, "tmp": tmp_path}
-    assert main([a.format(**values) for a in args]) == 2
+    try:
+        status = main([a.format(**values) for a in args])
+    except SystemExit as stop:  # an option's own check (argparse) stops before the command runs
+        status = stop.code
+    assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     # the error is one line (the last); log lines about the videos may precede it
     assert err[-1].startswith(f"clipvideo {args[0]}: error: ") and message.format(tmp=tmp_path) in err[-1], err
+
+
+# ---------------------------------------------------------------------------------------------
+# Which text each protocol encodes (FROSTER's descriptions, --classes on shipped splits)
+
+
+def spy_vocabularies(monkeypatch, model_class) -> list[list[str]]:
+    """The text each `set_classes` call leaves the model encoding, in call order ("Name: description"
+    entries for a model that classifies with descriptions, the names for the others)."""
+    seen = []
+    original = model_class.set_classes
+
+    def recording(self, classes):
+        original(self, classes)
+        seen.append(self.vocabulary.texts() if self.uses_descriptions else list(self.vocabulary.names))
+
+    monkeypatch.setattr(model_class, "set_classes", recording)
+    return seen
+
+
+def froster_checkpoint(tmp_path) -> Path:
+    from clipvideo.engine.checkpoint import save_model
+    from clipvideo.methods import froster
+    from clipvideo.methods.base import BackboneConfig
+
+    config = froster.Config(backbone=BackboneConfig(arch="tiny"), num_frames=4, distillation=False)
+    save_model(froster.build(config, num_classes=2, class_names=["a", "b"]), tmp_path / "froster.pt")
+    return tmp_path / "froster.pt"
+
+
+def class_file(path: Path, names: list[str]) -> Path:
+    path.write_text("id,name\n" + "".join(f"{i},{name}\n" for i, name in enumerate(names)))
+    return path
+
+
+def test_zeroshot_scores_froster_with_the_shipped_descriptions(tmp_path, videos, capsys, monkeypatch):
+    from clipvideo.methods.froster import FROSTER
+
+    names = ["brush hair", "cartwheel", "catch", "chew", "clap", "climb"]  # HMDB-51 names for the 6 synthetic classes
+    classes = class_file(tmp_path / "hmdb6.csv", names)
+    fake = protocols.ZeroShotDataset("hmdb51", classes, [protocols.Split("test split 1", Path(videos.val_list), classes)],
+                                     "1 synthetic split")
+    monkeypatch.setattr(protocols, "zero_shot_dataset", lambda name: fake)
+    checkpoint = froster_checkpoint(tmp_path)
+    seen = spy_vocabularies(monkeypatch, FROSTER)
+    report = run_json(capsys, "zeroshot", recipe(tmp_path, videos), "--checkpoint", checkpoint, "--dataset", "hmdb51",
+                      "--list", videos.val_list, "--json")
+    described = [f"{n}: {d}" for n, d in zip(names, protocols.descriptions(names, "hmdb51"))]
+    assert seen[-2:] == [described, described]  # the full list, then the split
+    assert report["full"]["num_classes"] == 6 and report["splits"]["splits"][0]["num_videos"] == 18
+
+
+def test_b2n_scores_froster_with_the_base_and_novel_descriptions(tmp_path, videos, capsys, monkeypatch):
+    from clipvideo.methods.froster import FROSTER
+
+    base_names, novel_names = ["pour", "pullup", "punch"], ["brush hair", "cartwheel", "catch"]  # HMDB B2N halves
+    base_list, _ = subset_list(videos, tmp_path, [0, 2, 4], "base")
+    novel_list, _ = subset_list(videos, tmp_path, [1, 3, 5], "novel")
+    fake = protocols.BaseToNovel("hmdb51", class_file(tmp_path / "b.csv", base_names), class_file(tmp_path / "n.csv", novel_names),
+                                 [], base_list, novel_list)
+    monkeypatch.setattr(protocols, "base_to_novel", lambda name: fake)
+    checkpoint = froster_checkpoint(tmp_path)
+    seen = spy_vocabularies(monkeypatch, FROSTER)
+    run_json(capsys, "b2n", recipe(tmp_path, videos), "--checkpoint", checkpoint, "--dataset", "hmdb51", "--json")
+    assert seen[-2:] == [[f"{n}: {d}" for n, d in zip(names, protocols.descriptions(names, source))]
+                         for names, source in ((base_names, "b2n_hmdb51_base"), (novel_names, "b2n_hmdb51_novel"))]
+
+
+def test_zeroshot_applies_classes_to_the_shipped_splits(tmp_path, videos, tiny_clip_file, capsys, monkeypatch):
+    from clipvideo.methods.frozen import FrozenCLIP
+
+    # Split 1 indexes the full vocabulary; split 2 is a subset with its own class file (as K600's subsets).
+    subset_names = [CLASSES[4], CLASSES[1], CLASSES[5]]
+    sub_list, sub_classes = subset_list(videos, tmp_path, [4, 1, 5], "subset")
+    splits = [protocols.Split("test split 1", Path(videos.val_list), Path(videos.class_names_file)),
+              protocols.Split("test split 2", sub_list, sub_classes)]
+    fake = protocols.ZeroShotDataset("ucf101", Path(videos.class_names_file), splits, "2 synthetic splits")
+    monkeypatch.setattr(protocols, "zero_shot_dataset", lambda name: fake)
+    renamed = [f"renamed {name}" for name in CLASSES]
+    seen = spy_vocabularies(monkeypatch, FrozenCLIP)
+    run_json(capsys, "zeroshot", recipe(tmp_path, videos), "--backbone", tiny_clip_file, "--dataset", "ucf101",
+             "--classes", class_file(tmp_path / "renamed.csv", renamed), "--json")
+    assert seen[-2:] == [renamed, [f"renamed {name}" for name in subset_names]]
+    assert read_video_list(sub_list)[0].label == subset_names.index(CLASSES[1])  # the subset's own ids are kept
+
+
+def test_fewshot_repeats_the_draw_to_the_full_list_when_the_recipe_says_so(tmp_path, videos):
+    values = yaml.safe_load(recipe(tmp_path, videos, train_list=videos.train_list, val_list=videos.val_list).read_text())
+    values["model"].update(temporal="mean", classifier="linear")
+    values["data"].update(flip=False, scale=[0.8, 1.0], few_shot_repeat=True)
+    values["train"] = {"epochs": 1, "batch_size": 4, "lr": 1e-3, "eval_every": 0, "log_every": 1}
+    full = len(read_video_list(videos.train_list))
+    row = run_fewshot(build_config(values), shots=1, seeds=[0])["splits"][0]
+    records = read_video_list(row["train_list"])
+    assert len({r.path for r in records}) == 6 and len(records) == 6 * (full // 6) > 6  # Text4Vis: floor(N / (K x C)) copies
+
+
+def test_the_python_api_refuses_zero_half_class_draws():
+    """The CLI's --draws type stops 0 before the command; the API checks it too."""
+    from clipvideo.engine.config import ConfigError, build_config
+    from clipvideo.engine.protocols import run_zeroshot
+
+    with pytest.raises(ConfigError, match="at least one draw"):
+        run_zeroshot(build_config({"method": "frozen"}, "test"), "ucf101", draws=0)

@@ -21,7 +21,8 @@ def head_checkpoint(tmp_path_factory):
                            classifier="linear")
     model = frozen.build(config, len(CLASSES), CLASSES)
     path = tmp_path_factory.mktemp("head") / "model.pt"
-    save_model(model, path, config={"data": {"num_frames": 4, "input_size": 64, "short_side": 72}})
+    save_model(model, path, config={"data": {"num_frames": 4, "input_size": 64, "short_side": 72},
+                                    "test": {"num_clips": 2, "num_crops": 1}})
     return path
 
 

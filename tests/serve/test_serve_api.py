@@ -48,7 +48,7 @@ def test_describe_and_predict_on_a_real_server(tiny_clip_file, video_file):
         assert result["video"] == "my clip.mp4"  # the client's name, never the server's temp path
         assert sorted(t["label"] for t in result["top"]) == ["jumping", "running", "swimming"]
         assert sum(t["score"] for t in result["top"]) == pytest.approx(1.0, abs=1e-4)
-        assert result["views"] == "8 frames x 1 clips x 1 crop" and result["num_views"] == 1
+        assert result["views"] == "8 frames x 1 clip x 1 crop" and result["num_views"] == 1
         assert result["num_frames_in_video"] == 20 and result["precision"] == "fp32"
         assert result["seconds"] > 0 and result["num_classes"] == 3
         sampled = sorted({i for clip in result["clips"] for i in clip})
@@ -106,7 +106,7 @@ def test_fixed_head_checkpoint_keeps_its_classes(head_checkpoint, video_file):
         assert model["classes"] == CLASSES and model["num_frames"] == 4 and model["samples"] == []
         with open(video_file, "rb") as f:
             result = client.post("/api/predict", files={"video": ("v.mp4", f)}).json()
-        # Dense sampling (the data default) over 20 frames: two 4-frame clips, both shown in the strip.
+        # Dense sampling (the data default), the file's two test clips, both shown in the strip.
         assert result["views"] == "4 frames x 2 clips x 1 crop" and len(result["clips"]) == 2
         assert [f["index"] for f in result["frames"]] == sorted({i for clip in result["clips"] for i in clip})
         assert sorted(t["label"] for t in result["top"]) == sorted(CLASSES)
@@ -269,13 +269,15 @@ def test_cli_errors_are_one_line(capsys, tmp_path, monkeypatch):
     from clipvideo.cli import main
 
     assert main(["serve", "--port", "1"]) == 2
-    assert capsys.readouterr().err.strip() == ('clipvideo serve: error: give --checkpoint CKPT, or --backbone '
-                                               'CLIP.pt with --classes "a,b,c"')
+    assert capsys.readouterr().err.strip() == ('clipvideo serve: error: serve needs a model: --checkpoint FILE (a '
+                                               'clipvideo model file), --model NAME (a released model, `clipvideo '
+                                               'models` lists them) or --backbone CLIP --classes "a,b,c" (zero-shot '
+                                               'on your class names)')
     assert main(["serve", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
     assert capsys.readouterr().err.strip() == f"clipvideo serve: error: {tmp_path / 'nope.pt'}: no such checkpoint"
     assert main(["serve", "--backbone", "x.pt", "--classes", "a", "--max-upload-mb", "0"]) == 2
-    assert capsys.readouterr().err.strip() == ("clipvideo serve: error: --max-upload-mb must be > 0 and "
-                                               "--queue-size >= 0")
+    assert capsys.readouterr().err.strip() == ("clipvideo serve: error: --max-upload-mb and --max-decoded-mb must "
+                                               "be > 0 and --queue-size >= 0")
     # Without the web extra: what to install, in one line.
     monkeypatch.setitem(sys.modules, "fastapi", None)  # `import fastapi` now fails as if it were absent
     for name in ("clipvideo.serve", "clipvideo.serve.app", "clipvideo.serve.upload"):

@@ -73,9 +73,10 @@ def test_page_uploads_a_video_and_shows_the_top_classes(browser, tiny_clip_file,
         bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
         assert [b.find_element(By.CLASS_NAME, "name").text for b in bars] == [t["label"] for t in expected["top"]]
         assert browser.find_element(By.ID, "video-name").text == "moving.mp4"
-        strip = browser.find_elements(By.CSS_SELECTOR, "#strip img")
-        assert len(strip) == 8 and all(img.get_property("naturalWidth") > 0 for img in strip)
-        assert browser.find_element(By.ID, "meta-views").text == "views 8 frames x 1 clips x 1 crop"
+        strip = browser.find_elements(By.CSS_SELECTOR, "#strip img")  # each frame, and the crop the model sees
+        crops = browser.find_elements(By.CSS_SELECTOR, "#strip img.crop")
+        assert len(strip) == 16 and len(crops) == 8 and all(img.get_property("naturalWidth") > 0 for img in strip)
+        assert browser.find_element(By.ID, "meta-views").text == "views 8 frames x 1 clip x 1 crop"
         assert browser.find_element(By.ID, "meta-precision").text == "precision fp32 on cpu"
         assert not browser.find_element(By.ID, "error").is_displayed()
         screenshot = tmp_path / "serve.png"

@@ -15,13 +15,13 @@ def test_registered_and_logits_are_scaled_cosine_with_the_text_classifier():
     model = tiny_model().eval()
     video = torch.randn(2, 4, 3, 64, 64)
     with torch.no_grad():
-        features = model.video_features(video)  # (2, 64)
+        features = model.forward_features(video)  # (2, 64)
         text = model.clip.encode_text(clipvideo.clip.tokenize([f"a video of a person {c}." for c in CLASSES]))
         expected = model.clip.logit_scale.exp() * F.normalize(features, dim=-1) @ F.normalize(text, dim=-1).t()
         logits = model(video)
     assert features.shape == (2, 64) and logits.shape == (2, 3)
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
-    torch.testing.assert_close(model.logits_from_features(features), logits)
+    torch.testing.assert_close(model.forward_head(features), logits)
 
 
 def test_classifier_is_a_buffer_made_once_not_per_batch(monkeypatch):
@@ -74,7 +74,7 @@ def test_single_frame_still_goes_through_the_fusion():
     video = torch.randn(2, 1, 3, 64, 64)
     with torch.no_grad():
         frames = model.clip.encode_image(video.flatten(0, 1))
-        assert (model.video_features(video) - frames).abs().max() > 1e-3
+        assert (model.forward_features(video) - frames).abs().max() > 1e-3
 
 
 def test_random_and_orthogonal_classifiers_are_seeded():
@@ -137,20 +137,13 @@ def test_bad_configs_are_one_line_errors(tmp_path):
         tiny_model(fusion_positions=4)(torch.randn(1, 5, 3, 64, 64))
 
 
-def test_data_settings_are_the_official_test_input():
-    settings = tiny_model().data_settings()
-    assert settings == {"num_frames": 4, "sampling": "segment", "sampling_protocol": "text4vis", "input_size": 64,
-                        "short_side": 64, "normalization": "clip"}
+def test_input_config_is_the_official_test_input():
+    record = tiny_model().input_config()
+    assert record["data"] == {"num_frames": 4, "sampling": "segment", "sampling_protocol": "text4vis",
+                              "input_size": 64, "short_side": 64, "normalization": "clip"}
+    assert record["test"] == {"aggregate": "feature"}  # official: video features averaged over views
     for arch, short in (("ViT-B/32", 256), ("ViT-L/14-336", 336)):
         clip_config = clipvideo.clip.get_architecture(arch)
-        assert text4vis.Text4Vis.data_settings(type("M", (), {"clip": type("C", (), {"config": clip_config}),
-                                                               "config": text4vis.Config()})())["short_side"] == short
+        fake = type("M", (), {"clip": type("C", (), {"config": clip_config}), "config": text4vis.Config()})()
+        assert text4vis.Text4Vis.input_config(fake)["data"]["short_side"] == short
 
-
-def test_few_shot_lines_are_seeded_and_repeated():
-    lines = [f"v{i}.mp4 {i % 3}" for i in range(30)]
-    labels = [i % 3 for i in range(30)]
-    picked = text4vis.few_shot_lines(lines, labels, shot=2, seed=5)
-    assert picked == text4vis.few_shot_lines(lines, labels, shot=2, seed=5)
-    assert len(picked) == 30 and len(set(picked)) == 6  # 2 per class, repeated 30 // 6 times
-    assert picked != text4vis.few_shot_lines(lines, labels, shot=2, seed=6)

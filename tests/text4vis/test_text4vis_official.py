@@ -11,7 +11,12 @@ from clipvideo.clip import CheckpointError, Transformer
 from clipvideo.official.text4vis import load_official_text4vis
 
 CHECKPOINT = FIXTURES / "official_ckpt_tiny.pt"
-TOLERANCE = 5e-6  # fp32; measured max difference 1.7e-6 on logits (docs/text4vis.md)
+# fp32, in logit units (exp(logit_scale) = 20.09, |logits| <= 1.35). Measured max |ours - official| over
+# every comparison below: 1.8e-6 on this CPU (Intel Xeon, AVX512-FP16/AMX; 1 or 2 threads) and 3.0e-6
+# with its AVX2 or SSE4.2 kernels forced (ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS, ONEDNN_MAX_CPU_ISA),
+# as a CPU without AVX-512 runs them (docs/text4vis.md). fp32 rounding of the two codes, not a bug:
+# every fusion detail checked below moves the logits by 0.3 or more.
+TOLERANCE = 5e-6
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,7 @@ def test_logits_and_intermediates_match_official_code(model, fixture):
     video = fixture_views(fixture)[:, 0]  # (2, 4, 3, 64, 64)
     with torch.no_grad():
         frames = model.clip.encode_image(video.flatten(0, 1)).view(2, 4, -1)
-        features = model.video_features(video)
+        features = model.forward_features(video)
         logits = model(video)
     for ours, key in ((model.classifier, "text_features"), (frames, "frame_features"),
                       (features, "video_features"), (logits, "logits")):
@@ -49,7 +54,7 @@ def test_logits_and_intermediates_match_official_code(model, fixture):
         no_positions = blocks(frames, torch.zeros_like(positions))
         mean_only = frames.mean(1)
     for name, variant in (("no residual", no_residual), ("no positions", no_positions), ("frame mean", mean_only)):
-        gap = (model.logits_from_features(variant) - fixture["logits"]).abs().max()
+        gap = (model.forward_head(variant) - fixture["logits"]).abs().max()
         assert gap > 100 * TOLERANCE, (name, gap)
 
 
@@ -85,11 +90,11 @@ def test_views_averaged_as_features_match_official_test(model, fixture):
     """test.py: per-view video embeddings averaged before normalisation, then 100 * cosine."""
     views = fixture_views(fixture)  # (2, 3 views, 4, 3, 64, 64)
     with torch.no_grad():
-        features = torch.stack([model.video_features(views[:, v]) for v in range(3)], 1).mean(1)
-        logits = model.logits_from_features(features)
+        features = torch.stack([model.forward_features(views[:, v]) for v in range(3)], 1).mean(1)
+        logits = model.forward_head(features)
         per_view_probs = torch.stack([model(views[:, v]).softmax(-1) for v in range(3)], 1).mean(1)
     scale = model.clip.logit_scale.exp()  # ours: the learned scale; official test: a fixed 100
-    # Compared on the logits' scale: the official 100 x cosine is 5x larger, and so is its rounding.
+    # Compared in logit units like every other output (at the official 100x the same error is 5x larger).
     torch.testing.assert_close(logits, fixture["test_similarity_views"] * scale / 100, atol=TOLERANCE, rtol=0)
     assert (per_view_probs - (logits).softmax(-1)).abs().max() > 1e-3  # probability averaging is not the same
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from clipvideo.engine.config import load_config, method_config
-from clipvideo.methods import text4vis
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "text4vis"
 # (file stem, published number as written in the comment) for every row.
@@ -72,14 +71,23 @@ def test_training_recipes_follow_the_official_recipe(path):
         assert model.init_checkpoint and train.eval_every == 5  # fine-tuned from a Kinetics-400 Text4Vis model
 
 
-def test_few_shot_list_helper(tmp_path):
-    listing = tmp_path / "train.txt"
-    listing.write_text("".join(f"class{i % 4}/v{i} 40 {i % 4}\n" for i in range(40)))
-    out = text4vis.write_few_shot_list(listing, 2, 0, tmp_path / "train_2shot.txt")
-    lines = out.read_text().splitlines()
-    assert len(set(lines)) == 8 and len(lines) == 40
-    assert sorted({int(line.split()[-1]) for line in lines}) == [0, 1, 2, 3]
+def test_few_shot_recipes_repeat_the_draw_to_a_full_epoch(tmp_path):
+    """The official run repeats the K-shot draw floor(N / (K x C)) times; `clipvideo fewshot` does so
+    for every few-shot recipe (data.few_shot_repeat), from the list named in its comment."""
+    from clipvideo.data.splits import write_few_shot_lists
 
+    for stem in FEW_SHOT:
+        path = CONFIGS / f"{stem}.yaml"
+        config = load_config(path)
+        assert config.data.few_shot_repeat and config.data.format == "rawframes"
+        source = re.search(r"--from (\S+)", path.read_text()).group(1)
+        assert Path(config.data.train_list).name == f"{Path(source).stem}_2shot_seed0.txt"  # what fewshot-lists writes
+    listing = tmp_path / "train.txt"
+    listing.write_text("".join(f"class{i % 4}/v{i} 40 {i % 4}\n" for i in range(41)))
+    out = write_few_shot_lists(listing, [2], [0], tmp_path, rawframes=True, repeat=True)[0]
+    lines = out.read_text().splitlines()
+    assert len(set(lines)) == 8 and len(lines) == 8 * (41 // 8)
+    assert sorted({int(line.split()[-1]) for line in lines}) == [0, 1, 2, 3]
 
 @pytest.mark.parametrize("stem", ["k400_vitb32_f8", "k400_vitl14_336_f32"])
 def test_dense_test_override_from_the_recipe_comment_builds(stem):

@@ -64,7 +64,7 @@ def test_predict_zero_shot_from_the_command_line(converted, video):
     done = run_cli("predict", video, "--checkpoint", converted, "--classes", NAMES, "--top-k", "3", "--json", "--precision", "fp32")
     assert done.returncode == 0, done.stderr
     (result,) = json.loads(done.stdout)
-    assert result["error"] is None and result["views"] == "4 frames x 1 clips x 1 crop"
+    assert result["error"] is None and result["views"] == "4 frames x 1 clip x 1 crop"
     assert sorted(t["label"] for t in result["top"]) == sorted(NAMES.split(","))
     assert abs(sum(t["score"] for t in result["top"]) - 1.0) < 1e-4
     # The same numbers as the Python API (same preprocessing, same model).
@@ -75,7 +75,7 @@ def test_predict_zero_shot_from_the_command_line(converted, video):
 
 def test_predict_table_output(converted, video, capsys):
     code, out, _ = cli(capsys, "predict", video, "--checkpoint", converted, "--classes", NAMES, "--precision", "fp32")
-    assert code == 0 and "  1. " in out and "rotating clockwise" in out and "4 frames x 1 clips x 1 crop" in out
+    assert code == 0 and "  1. " in out and "rotating clockwise" in out and "4 frames x 1 clip x 1 crop" in out
 
 
 def test_convert_hugging_face_folder(tmp_path, video, capsys):

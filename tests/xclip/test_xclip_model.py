@@ -83,20 +83,20 @@ def test_clip_weights_leave_exactly_the_new_keys_missing(tmp_path):
 
 def test_text_cache_follows_class_names_and_weights():
     model = tiny_model().eval()
-    first = model.text_features()
-    assert model.text_features() is first  # cached
+    first = model.class_embeddings()
+    assert model.class_embeddings() is first  # cached
     model.set_class_names(["a", "b"])
     with torch.no_grad():
         assert model(video()).shape == (2, 2)  # a new class set is used at once
-    cached = model.text_features()
+    cached = model.class_embeddings()
     with torch.no_grad():
         model.clip.text_projection.mul_(2.0)  # any in-place change of the text weights
-    torch.testing.assert_close(model.text_features(), cached * 2.0)
+    torch.testing.assert_close(model.class_embeddings(), cached * 2.0)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["clip.ln_final.bias"] += 1.0
-    before = model.text_features()
+    before = model.class_embeddings()
     model.load_state_dict(state)
-    assert not torch.equal(model.text_features(), before)
+    assert not torch.equal(model.class_embeddings(), before)
 
 
 def test_forward_does_not_change_train_eval_mode():

@@ -38,7 +38,7 @@ def test_intermediates_match_official_code(official_checkpoint, fixture):
     model.set_class_names(CLASSES)
     with torch.no_grad():
         frames, context = model.encode_frames(fixture["video"])
-        text = model.text_features()
+        text = model.class_embeddings()
         prompts = model.prompts_generator(text.expand(2, -1, -1), context)
         video = model.mit(frames)
     for ours, key in ((frames, "frame_features"), (context, "prompt_visual_context"), (text, "text_features"),

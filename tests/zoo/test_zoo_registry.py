@@ -65,7 +65,7 @@ def test_entry_fields(entry):
         assert values and all(0 < v <= 100 for v in values)
         if row.get("top5") is not None:
             assert row["top5"] >= row["top1"]
-    if entry.method != "clip":
+    if entry.method != "clip" and not (entry.manual or "").startswith("no checkpoint was released"):
         assert entry.published, "a video model's entry cites its published result"
 
 
