@@ -572,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help=PRECISION_HELP)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override the model file's data settings")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = _command(sub, "search", "exact cosine search of an embedding index by text or by a video",
                  "Rank every embedding of an index (`clipvideo embed`) by cosine with a phrase (models with a "
