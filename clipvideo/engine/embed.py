@@ -29,7 +29,6 @@ import torch.nn.functional as F
 
 from .. import data as video_data
 from .config import ConfigError
-from .data import normalization
 from .precision import autocast
 
 META = "meta.json"
@@ -45,31 +44,14 @@ class SearchError(ConfigError):
 
 
 def video_embedding(model, video: torch.Tensor) -> torch.Tensor:
-    """(B, T, 3, H, W) normalised video -> (B, D) L2-normalised embeddings.
-
-    X-CLIP first: its video embedding is the MIT output (its full feature vector also carries the
-    prompt context). Then the contract's `forward_features`, then today's per-method names.
-    """
+    """(B, T, 3, H, W) normalised video -> (B, D) L2-normalised embeddings: the model contract's
+    `forward_features`, except for X-CLIP, whose features also carry the prompt context for its
+    head: there the MIT's video embedding, the part that lives in the text space."""
     if callable(getattr(model, "encode_frames", None)) and hasattr(model, "mit"):
         frames, _ = model.encode_frames(video)
         features = model.mit(frames)
-    elif callable(getattr(model, "forward_features", None)):
-        features = model.forward_features(video)
-    elif callable(getattr(model, "video_features", None)):  # Text4Vis, AIM
-        features = model.video_features(video)
-    elif callable(getattr(model, "encode_video", None)):  # frozen CLIP
-        features = model.encode_video(video)
-    elif callable(getattr(model, "frame_features", None)):  # FROSTER: mean of normalised frame embeddings
-        frames = model.frame_features(video)
-        features = frames.view(video.shape[0], -1, frames.shape[-1]).mean(dim=1)
-    elif hasattr(model, "query_token") and hasattr(model, "decoder"):  # EVL: the query token before the head
-        model.check_input(video)
-        features = model.query_token.expand(video.shape[0], 1, -1)
-        for block, (tokens, q, k) in zip(model.decoder, model.encode_blocks(video)):
-            features = block(features, tokens, q, k)
-        features = features[:, 0]
     else:
-        raise SearchError(f"{type(model).__name__} has no video embedding this version of clipvideo knows")
+        features = model.forward_features(video)
     return F.normalize(features.float(), dim=-1)
 
 
@@ -91,8 +73,7 @@ def text_embedding(model, texts: list[str]) -> torch.Tensor:
         previous = list(model.class_names or [])
         model.set_class_names(list(texts))
         try:
-            embed = getattr(model, "class_embeddings", None) or getattr(model, "text_features")
-            features = embed().clone()
+            features = model.class_embeddings().clone()
         finally:
             if previous:
                 model.set_class_names(previous)
@@ -105,31 +86,15 @@ def text_embedding(model, texts: list[str]) -> torch.Tensor:
 
 
 def whole_video_views(predictor, path: str) -> torch.Tensor:
-    """(V, T, 3, h, w) normalised views of a whole video, sampled as `clipvideo predict` samples it.
+    """(V, T, 3, h, w) normalised views of a whole video, exactly as `clipvideo predict` (and
+    `clipvideo test`) sample, decode and transform it: predict's evaluation dataset."""
+    from .predict import video_dataset
 
-    The second adapter: predict's evaluation-dataset path where it has one (`video_dataset`, the
-    model contract's predict), else predict's `clip_indices` with centre crops.
-    """
-    from . import predict
-
-    data = predictor.data
-    if hasattr(predict, "video_dataset"):
-        dataset = predict.video_dataset(str(path), data, predictor.test)
-        total, _, frames = dataset.sample(0)
-        if total <= 0:
-            raise video_data.VideoDecodeError(str(path), "no frames")
-        return dataset.views(frames)
-    reader = video_data.open_video(str(path), backend=data.backend)
-    total = reader.num_frames
+    dataset = video_dataset(str(path), predictor.data, predictor.test)
+    total, _, frames = dataset.sample(0)
     if total <= 0:
         raise video_data.VideoDecodeError(str(path), "no frames")
-    fps = reader.fps if data.sampling_protocol == "froster" else None
-    views = predict.clip_indices(total, data, predictor.num_clips, fps)
-    mean, std = normalization(data)
-    transform = video_data.build_test_transform(size=data.input_size, short_side=data.short_side, crop="center",
-                                                mean=mean, std=std)
-    frames = reader.get_frames([i for clip in views for i in clip]).permute(0, 3, 1, 2)
-    return torch.stack([transform(clip) for clip in frames.split(len(views[0]))])
+    return dataset.views(frames)
 
 
 @torch.no_grad()
