@@ -87,6 +87,10 @@ def cmd_predict(args) -> int:
     _model_source(args, "predict")
     predictor = load_predictor(args.checkpoint, args.classes, args.backbone, args.device, args.precision,
                                **({"num_frames": args.num_frames} if args.num_frames else {}), overrides=args.set)
+    if args.timeline:  # sliding windows over long videos: clipvideo/engine/timeline.py
+        from .engine.timeline import run_cli
+
+        return run_cli(args, predictor)
     results = [predict_video(predictor, video, args.top_k, args.num_clips) for video in args.videos]
     failed = [r for r in results if r.error]
     if args.json:
@@ -168,6 +172,46 @@ def cmd_prepare(args) -> int:
         print(f"{plural(store['failed'], 'video')} failed; each with its reason in {where}"
               + ("" if "store" in summary else " (written by --merge)"), file=sys.stderr)
     return 1 if store["failed"] else 0
+
+
+def cmd_embed(args) -> int:
+    from .data.prepare import resolve_shard
+    from .engine.embed import embed_videos
+    from .zoo import native_checkpoint
+
+    if args.model:
+        args.checkpoint = native_checkpoint(args.model)
+    if not args.checkpoint:
+        from .engine.config import ConfigError
+
+        raise ConfigError("give --checkpoint FILE (or --model NAME) to embed with")
+    k, n, launcher = resolve_shard(args.shard)
+    device = args.device
+    if launcher == "torchrun" and device.startswith("cuda") and ":" not in device:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU per process
+    summary = embed_videos(args.source, args.checkpoint, args.out, window=args.window if args.timeline else None,
+                           stride=args.stride, shard=(k, n), root=args.root, device=device,
+                           precision=args.precision, progress=k == 0 and sys.stderr.isatty(), overrides=args.set)
+    print(json.dumps(summary, indent=2) if args.json else
+          f"{args.out}: {summary['rows']} embeddings from {summary['this_shard'] - summary['failed']} videos "
+          f"(shard {k}/{n}; {summary['skipped_already_done']} already done, {summary['failed']} failed)")
+    for error in summary.get("errors", []):
+        print(f"  failed: {error}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
+def cmd_search(args) -> int:
+    from .engine.embed import search_index
+
+    results = search_index(args.index, args.query, args.like, args.top, args.kind, args.checkpoint, args.device,
+                           args.precision)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for rank, r in enumerate(results, 1):
+        where = "" if r["kind"] == "video" else f"  {r['start']:.1f}-{r['end']:.1f} s"
+        print(f"{rank:>3}. {r['score']:.4f}  {r['video']}{where}")
+    return 0
 
 
 def _report_failed_video(record) -> None:
@@ -374,6 +418,10 @@ def cmd_serve(args) -> int:
                              max_decoded_bytes=int(args.max_decoded_mb * 2**20), samples=not args.no_samples)
     app = build_app(args.checkpoint, args.classes, args.backbone, args.device, args.precision, settings,
                     **({"num_frames": args.num_frames} if args.num_frames else {}))
+    if args.index:  # a search box over an embedding index (clipvideo/serve/longvideo.py)
+        from .serve.longvideo import load_index
+
+        load_index(app, args.index)
     run_server(app, args.host, args.port)
     return 0
 
@@ -460,6 +508,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE",
                    help="override the checkpoint's data/test settings, e.g. data.short_side=256 test.num_clips=3")
+    p.add_argument("--timeline", action="store_true",
+                   help="long videos: top-k per sliding window and merged segments (docs/timeline.md)")
+    p.add_argument("--window", type=float, default=2.0, help="--timeline window length in seconds (default 2)")
+    p.add_argument("--stride", type=float, default=1.0, help="--timeline seconds between window starts (default 1)")
+    p.add_argument("--smooth", type=int, default=1, help="--timeline: average probabilities over this many windows (odd)")
+    p.add_argument("--min-segment", type=float, metavar="S",
+                   help="--timeline: segments no longer than S seconds go to their neighbours (default: --window; 0: keep all)")
+    p.add_argument("--csv", action="store_true", help="--timeline: print the segments as CSV")
+    p.add_argument("--png", metavar="FILE", help="--timeline: draw the timeline (classes against time) to FILE")
 
     methods = ", ".join(sorted(IMPORTERS))
     p = _command(sub, "convert", f"official checkpoint -> native clipvideo checkpoint ({methods})",
@@ -497,6 +554,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", metavar="STORE", help="join the shards' parts of STORE into its manifest and report")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
+    p = _command(sub, "embed", "one L2-normalised embedding per video (and per window) into an index folder",
+                 "Embed every video of a folder or list with a model (the text-classifying methods embed in their "
+                 "text space; EVL/AIM give their feature before the head) into an index folder that `clipvideo "
+                 "search` and `serve --index` read. Rerun to resume; --shard K/N or torchrun splits the list "
+                 "(docs/timeline.md).", cmd_embed)
+    p.add_argument("source", metavar="LIST_OR_FOLDER", help="a folder of videos or a list file (a path per line)")
+    p.add_argument("--checkpoint", help=CHECKPOINT_HELP)
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--out", required=True, metavar="EMB", help="index folder (created; an existing one is resumed)")
+    p.add_argument("--root", help="folder that relative paths in the list are under")
+    p.add_argument("--timeline", action="store_true", help="also embed sliding windows of each video")
+    p.add_argument("--window", type=float, default=2.0, help="--timeline window length in seconds (default 2)")
+    p.add_argument("--stride", type=float, default=1.0, help="--timeline seconds between window starts (default 1)")
+    p.add_argument("--shard", help="K/N: this process embeds list lines i with i %% N == K; auto: from torchrun "
+                   "(default under torchrun) or a Slurm job array")
+    p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help=PRECISION_HELP)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override the model file's data settings")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    p = _command(sub, "search", "exact cosine search of an embedding index by text or by a video",
+                 "Rank every embedding of an index (`clipvideo embed`) by cosine with a phrase (models with a "
+                 "text tower) or with a video (--like VIDEO), best first (docs/timeline.md).", cmd_search)
+    p.add_argument("index", metavar="EMB", help="index folder written by `clipvideo embed`")
+    p.add_argument("query", nargs="?", help='a phrase, e.g. "a person juggling" (models with a text tower)')
+    p.add_argument("--like", metavar="VIDEO", help="search by a video instead of a phrase")
+    p.add_argument("--top", type=_positive, default=10, help="results to print (default 10)")
+    p.add_argument("--kind", choices=["video", "window"], help="only whole videos or only windows")
+    p.add_argument("--checkpoint", help="the model file (default: the one the index was made with)")
+    p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help=PRECISION_HELP)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+
     p = _command(sub, "bench", "clips/s and peak memory of a recipe's data pipeline, model or training step",
                  "Measure a recipe on this machine: data (clips per second and per core from the loader), model "
                  "(forward clips/s and peak memory per precision) or train (optimizer steps/s), with the machine's "
@@ -525,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "high-resolution video under the upload limit can decode to gigabytes)")
     p.add_argument("--queue-size", type=int, default=2, help="uploads that may wait while one runs (default 2; 503 beyond it)")
     p.add_argument("--no-samples", action="store_true", help="do not offer the bundled synthetic samples")
+    p.add_argument("--index", metavar="EMB", help="an index from `clipvideo embed` (same model) for the search box")
 
     p = _command(sub, "models", "the model zoo: released checkpoints by name, and which are cached",
                  "List the released checkpoints clipvideo knows by name (method, dataset, published top-1, size) "

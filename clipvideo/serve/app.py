@@ -333,4 +333,7 @@ def create_app(predictor: Predictor, method: str = "", source: str = "",
                 engine.release()
             upload.remove()
 
+    from .longvideo import register  # timelines of long videos, search over an index
+
+    register(app, engine)
     return app

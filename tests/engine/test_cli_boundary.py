@@ -67,6 +67,8 @@ def bad_inputs(d):
         (["demo", "--output-dir", d / "a_file" / "runs"], "a_file"),
         (["lists", d / "no_folder", "--out", d / "lists"], "no_folder"),
         (["compare", d / "no_folder", "--out", d / "compared"], "no_folder"),
+        (["embed", d / "missing.txt", "--checkpoint", d / "text.pt", "--out", d / "emb"], "missing.txt"),
+        (["search", d / "no_index", "a person juggling"], "no_index"),
     ]
 
 
