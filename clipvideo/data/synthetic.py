@@ -6,6 +6,10 @@ pairs differ *only in frame order*: every "moving left" video is a time-reversed
 has the same distribution in both classes and only a model that looks at frame order can separate
 them. The "still ..." classes differ in appearance and are solvable from a single frame.
 
+``INDEPENDENT_CLASSES`` is a second, separately drawn frame-order set (a disc moving up or down, a
+ring growing or shrinking, a triangle turning clockwise or counter-clockwise), for checking that a
+result on the first set is not a property of its renderer. Pass it as ``classes``.
+
 ``write_benchmark_video`` makes the 10 s, 340x256, 30 fps clips used to measure decoding speed.
 """
 
@@ -41,6 +45,22 @@ TEMPORAL_PAIRS = (
     ("moving down", "moving up"),
     ("rotating clockwise", "rotating counter-clockwise"),
 )
+# The independent set: three pairs, each second member the first one's process played backwards.
+INDEPENDENT_CLASSES = (
+    "disc moving up",
+    "disc moving down",
+    "ring growing",
+    "ring shrinking",
+    "shape turning clockwise",
+    "shape turning counter-clockwise",
+)
+INDEPENDENT_PAIRS = (
+    ("disc moving down", "disc moving up"),
+    ("ring growing", "ring shrinking"),
+    ("shape turning clockwise", "shape turning counter-clockwise"),
+)
+ALL_CLASSES = MOTION_CLASSES + INDEPENDENT_CLASSES
+ALL_PAIRS = TEMPORAL_PAIRS + INDEPENDENT_PAIRS
 
 
 @dataclass
@@ -156,8 +176,8 @@ def _static_shape(name: str, xx, yy, cx, cy, size):
 
 
 def render_motion_clip(name: str, num_frames: int, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """uint8 (T, H, W, 3) frames of one video of class ``name`` (one of ``MOTION_CLASSES``)."""
-    reversed_of = {second: first for first, second in TEMPORAL_PAIRS}
+    """uint8 (T, H, W, 3) frames of one video of class ``name`` (one of ``ALL_CLASSES``)."""
+    reversed_of = {second: first for first, second in ALL_PAIRS}
     canonical = reversed_of.get(name, name)
     background = _texture(rng, height, width)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -194,9 +214,67 @@ def render_motion_clip(name: str, num_frames: int, width: int, height: int, rng:
         frames[:] = background
         _paint(frames[0], alpha, shape_colour)
         frames[1:] = frames[0]
+    elif canonical in INDEPENDENT_CLASSES:
+        _render_independent(canonical, frames, rng)
     else:
-        raise ValueError(f"unknown motion class {name!r}; choose from {MOTION_CLASSES}")
+        raise ValueError(f"unknown motion class {name!r}; choose from {ALL_CLASSES}")
     return frames[::-1].copy() if canonical != name else frames
+
+
+def _render_independent(name: str, frames: np.ndarray, rng: np.random.Generator) -> None:
+    """Fill ``frames`` (T, H, W, 3) with the forward process of an ``INDEPENDENT_CLASSES`` name.
+
+    Drawn apart from ``render_motion_clip``'s classes: a two-tone background instead of the texture,
+    and each state (height, radius, angle) sweeps its range linearly over the clip.
+    """
+    num_frames, height, width = frames.shape[:3]
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    short = min(width, height)
+    # a vertical gradient between two dull colours plus fine grain (stays below 191, as the texture)
+    top, bottom = rng.uniform(40, 150, size=3), rng.uniform(40, 150, size=3)
+    ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    background = top + (bottom - top) * ramp + rng.normal(0, 6, size=(height, width, 3))
+    background = np.clip(background, 0, 190).astype(np.uint8)
+    colour = rng.integers(200, 256, size=3)
+    progress = np.linspace(0, 1, num_frames)
+    if name == "disc moving down":
+        radius = short * rng.uniform(0.07, 0.1)
+        travel = height * rng.uniform(0.4, 0.6)
+        start = rng.uniform(radius, height - radius - travel)
+        cx = rng.uniform(radius, width - radius)
+        for t in range(num_frames):
+            frames[t] = background
+            _paint_disc(frames[t], cx, start + travel * progress[t], radius, colour)
+    elif name == "ring growing":
+        cx, cy = rng.uniform(0.4, 0.6) * width, rng.uniform(0.4, 0.6) * height
+        small, large = short * rng.uniform(0.06, 0.1), short * rng.uniform(0.28, 0.34)
+        thickness = short * 0.04
+        for t in range(num_frames):
+            radius = small + (large - small) * progress[t]
+            distance = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+            frames[t] = background
+            _paint(frames[t], np.clip(thickness - abs(distance - radius) + 0.5, 0, 1), colour)
+    else:  # "shape turning clockwise": a thin isosceles triangle spinning about its centre
+        cx, cy = rng.uniform(0.4, 0.6) * width, rng.uniform(0.4, 0.6) * height
+        length = short * rng.uniform(0.22, 0.28)
+        angle, sweep = rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(150, 250))
+        for t in range(num_frames):
+            theta = angle + sweep * progress[t]  # clockwise on screen, since image y points down
+            apex = (cx + length * math.sin(theta), cy - length * math.cos(theta))
+            base = [(cx + 0.5 * length * math.sin(theta + side), cy - 0.5 * length * math.cos(theta + side))
+                    for side in (math.radians(150), math.radians(-150))]
+            frames[t] = background
+            _paint(frames[t], _triangle(xx, yy, apex, *base), colour)
+
+
+def _triangle(xx, yy, a, b, c):
+    """Coverage (H, W) of the triangle abc (either winding), with a 1-pixel soft edge."""
+    edges = []
+    sign = np.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+    for (x0, y0), (x1, y1) in ((a, b), (b, c), (c, a)):
+        # signed distance to the edge's line, positive inside
+        edges.append(sign * ((x1 - x0) * (yy - y0) - (y1 - y0) * (xx - x0)) / math.hypot(x1 - x0, y1 - y0))
+    return np.clip(np.minimum.reduce(edges) + 0.5, 0, 1)
 
 
 def _write_one(job) -> None:
@@ -219,6 +297,7 @@ def make_motion_dataset(
     """Write ``train.txt``/``val.txt`` (``<relative path> <label>``), ``classes.csv`` (``id,name``)
     and the videos under ``root/videos/<class>/``.
 
+    ``classes``: names from ``MOTION_CLASSES`` (the default) or ``INDEPENDENT_CLASSES``.
     ``num_videos_per_class`` training videos per class and ``num_val_per_class`` validation
     videos (default: a quarter as many, at least 1). ``size`` is (W, H), both even. The frames
     of each video depend only on (seed, class, number); x264 occasionally encodes identical input
@@ -226,9 +305,9 @@ def make_motion_dataset(
     """
     root = os.fspath(root)
     width, height = size
-    unknown = [name for name in classes if name not in MOTION_CLASSES]
+    unknown = [name for name in classes if name not in ALL_CLASSES]
     if unknown:
-        raise ValueError(f"unknown motion classes {unknown}; choose from {MOTION_CLASSES}")
+        raise ValueError(f"unknown motion classes {unknown}; choose from {ALL_CLASSES}")
     num_val = num_val_per_class if num_val_per_class is not None else max(1, num_videos_per_class // 4)
     jobs, lines = [], {"train": [], "val": []}
     for label, name in enumerate(classes):
@@ -238,7 +317,7 @@ def make_motion_dataset(
             relative = f"videos/{slug}/{slug}_{number:04d}.mp4"
             split = "train" if number < num_videos_per_class else "val"
             lines[split].append(f"{relative} {label}")
-            seed_key = [seed, MOTION_CLASSES.index(name), number]
+            seed_key = [seed, ALL_CLASSES.index(name), number]
             jobs.append((os.path.join(root, relative), name, num_frames, width, height, fps, seed_key, gop))
     for job in jobs:
         _write_one(job)
@@ -257,7 +336,7 @@ def make_motion_dataset(
         val_list=paths["val"],
         class_names_file=class_file,
         class_names=list(classes),
-        temporal_pairs=[(label_of[a], label_of[b]) for a, b in TEMPORAL_PAIRS if a in label_of and b in label_of],
+        temporal_pairs=[(label_of[a], label_of[b]) for a, b in ALL_PAIRS if a in label_of and b in label_of],
         static_classes=[label_of[name] for name in classes if name.startswith("still")],
         num_frames=num_frames,
         size=(width, height),

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from clipvideo.data import decode_frames, read_class_names, read_video_list, video_num_frames
-from clipvideo.data.synthetic import MOTION_CLASSES, TEMPORAL_PAIRS, make_motion_dataset, render_motion_clip
+from clipvideo.data.synthetic import (
+    INDEPENDENT_CLASSES,
+    INDEPENDENT_PAIRS,
+    MOTION_CLASSES,
+    TEMPORAL_PAIRS,
+    make_motion_dataset,
+    render_motion_clip,
+)
 
 
 def test_files_lists_and_class_names(motion):
@@ -80,3 +87,39 @@ def test_bad_arguments(tmp_path):
         make_motion_dataset(tmp_path, classes=["jumping"])
     with pytest.raises(ValueError, match="even"):
         make_motion_dataset(tmp_path, num_videos_per_class=1, size=(33, 32))
+
+
+@pytest.mark.parametrize("forward, backward", INDEPENDENT_PAIRS)
+def test_independent_pairs_differ_only_in_frame_order(forward, backward):
+    a = render_motion_clip(forward, 24, 64, 64, np.random.default_rng(5))
+    b = render_motion_clip(backward, 24, 64, 64, np.random.default_rng(5))
+    assert np.array_equal(a, b[::-1])
+    assert not np.array_equal(a[0], a[-1])
+
+
+def test_independent_set_states_change_the_named_way():
+    def bright(frame):
+        return frame.min(axis=-1) >= 200  # every moving object is drawn in bright colours
+
+    down = render_motion_clip("disc moving down", 24, 64, 64, np.random.default_rng(0))
+    heights = [np.nonzero(bright(frame))[0].mean() for frame in down]
+    assert np.all(np.diff(heights) > 0) and heights[-1] - heights[0] > 15
+    growing = render_motion_clip("ring growing", 24, 64, 64, np.random.default_rng(0))
+    areas = [bright(frame).sum() for frame in growing]
+    assert areas[-1] > 2 * areas[0]
+    turning = render_motion_clip("shape turning clockwise", 24, 64, 64, np.random.default_rng(0))
+    pivot = np.mean([[xs.mean(), ys.mean()] for ys, xs in (np.nonzero(bright(f)) for f in turning)], axis=0)
+    angles = []
+    for frame in turning:  # the apex is the bright pixel farthest from the pivot
+        ys, xs = np.nonzero(bright(frame))
+        far = np.argmax((xs - pivot[0]) ** 2 + (ys - pivot[1]) ** 2)
+        angles.append(np.arctan2(ys[far] - pivot[1], xs[far] - pivot[0]))  # grows clockwise on screen (y down)
+    assert np.mean(np.diff(np.unwrap(angles)) > 0) > 0.9
+
+
+def test_independent_set_as_a_generator_option(tmp_path):
+    data = make_motion_dataset(tmp_path, num_videos_per_class=1, num_val_per_class=1, num_frames=8,
+                               size=(32, 32), classes=INDEPENDENT_CLASSES)
+    assert data.class_names == list(INDEPENDENT_CLASSES)
+    assert data.temporal_pairs == [(1, 0), (2, 3), (4, 5)] and data.static_classes == []
+    assert len(read_video_list(data.train_list, num_classes=6)) == 6
