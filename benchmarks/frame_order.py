@@ -29,6 +29,7 @@ import clipvideo  # noqa: E402
 from clipvideo.data.synthetic import INDEPENDENT_CLASSES, MOTION_CLASSES, make_motion_dataset  # noqa: E402
 from clipvideo.engine.config import load_config  # noqa: E402
 from clipvideo.engine.data import build_eval_dataset  # noqa: E402
+from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 from frame_order_helpers import make_position_clip, reversal_scores  # noqa: E402
 
 SETS = {"independent": INDEPENDENT_CLASSES, "motion": MOTION_CLASSES[:4]}
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=64, help="training videos per class (16 for validation)")
     parser.add_argument("--extra", nargs="*", default=[], help="more --set overrides for every method")
     args = parser.parse_args()
+    before = load_average()
     torch.set_num_threads(1)
     data = make_motion_dataset(args.out / f"data_{args.set}", num_videos_per_class=args.videos, num_val_per_class=16,
                                num_frames=24, size=(64, 64), fps=12, seed=7, classes=SETS[args.set])
@@ -79,6 +81,7 @@ def main() -> None:
         print(json.dumps({"method": method, "set": args.set, "train_seconds": round(seconds, 1),
                           **{k: round(v, 3) for k, v in scores.items()}}), flush=True)
 
+    print(load_report(1, before=before))
 
 if __name__ == "__main__":
     main()

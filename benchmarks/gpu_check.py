@@ -71,8 +71,9 @@ def check_methods(device, smoke, frames, batch, ceiling, rows):
     for method in METHODS:
         try:
             config = method_config(method, smoke, frames, batch, "bf16")
-            model_rows = bench_model(config, device, batch_size=1, precisions=precisions, repeats=3)
-            model_rows += bench_model(config, device, batch_size=batch, precisions=precisions, repeats=3)
+            timing = dict(precisions=precisions, repeats=3, min_seconds=0.0 if smoke else 2.0)
+            model_rows = bench_model(config, device, batch_size=1, **timing)
+            model_rows += bench_model(config, device, batch_size=batch, **timing)
             from clipvideo.engine.train import build_model
 
             model = build_model(config, 400, [f"class {i}" for i in range(400)])

@@ -133,6 +133,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args)
+    from clipvideo.engine.machine import load_average, load_report
+
+    before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = tmp / "tiny-frozen.pt"
@@ -153,6 +156,8 @@ def main() -> None:
             print(f"| {minutes:g} min, {args.size}x{args.size} @ {args.fps} fps ({timeline['windows']} windows) "
                   f"| {timeline['peak_rss_mb']} MB | {100 * (timeline['peak_rss_mb'] / base - 1):+.1f}% "
                   f"| {timeline['growth_mb']} MB | {control['growth_mb']} MB ({control['frame_bytes_mb']} MB of frames) |")
+
+        print(load_report(args.threads, before=before))
 
 
 if __name__ == "__main__":

@@ -93,8 +93,11 @@ def _build(config: Config, device: torch.device):
 
 
 def bench_model(config: Config, device: torch.device, batch_size: int = 1, repeats: int = 3,
-                precisions: tuple[str, ...] = ("fp32", "bf16"), model: torch.nn.Module | None = None) -> list[dict]:
-    """Forward clips/s and peak memory of the recipe's model (or of `model`, fed the recipe's clip shape)."""
+                precisions: tuple[str, ...] = ("fp32", "bf16"), model: torch.nn.Module | None = None,
+                min_seconds: float = 1.0) -> list[dict]:
+    """Forward clips/s and peak memory of the recipe's model (or of `model`, fed the recipe's clip shape):
+    at least `repeats` calls and `min_seconds` of them (a tiny model's millisecond calls need many to
+    time well)."""
     if model is None:
         model, _, shape = _build(config, device)
     else:
@@ -108,12 +111,13 @@ def bench_model(config: Config, device: torch.device, batch_size: int = 1, repea
         with torch.no_grad(), autocast(device, precision):
             model(video)  # warm-up (and the text classifier of text-based models)
             with PeakMemory(device) as memory:
-                start = time.perf_counter()
-                for _ in range(repeats):
+                start, calls = time.perf_counter(), 0
+                while calls < repeats or time.perf_counter() - start < min_seconds:
                     model(video)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                seconds = (time.perf_counter() - start) / repeats
+                    calls += 1
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                seconds = (time.perf_counter() - start) / calls
         rows.append({"row": f"model forward ({precision}, batch {batch_size})", "clips_per_s": batch_size / seconds,
                      "ms_per_batch": 1000 * seconds, "peak_memory_mib": memory.peak_mib})
     return rows
