@@ -29,8 +29,6 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# Re-encoding rows must encode, not read the stored class embeddings (benchmarks/text_cache.py times those).
-os.environ["CLIPVIDEO_TEXT_CACHE"] = "0"
 
 from clipvideo.engine.machine import load_average, load_report  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
@@ -201,6 +199,8 @@ def report(args, infer: dict, train: list[dict], load_at_start=None) -> str:
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    # Re-encoding rows must encode, not read stored class embeddings (benchmarks/text_cache.py times those).
+    os.environ["CLIPVIDEO_TEXT_CACHE"] = "0"
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.train_one:

@@ -92,10 +92,12 @@ def text_weights(clip) -> list[torch.Tensor]:
 
 
 def encode_by_length(encode: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor,
-                     batch: int = 1024) -> torch.Tensor:
+                     batch: int = 256) -> torch.Tensor:
     """(N, L) ids -> encode(...) rows in the same order, in batches of prompts of similar length,
     each cut after its longest prompt's end token. Under CLIP's causal mask nothing after a
-    prompt's end token reaches its feature, so the cut changes no result but skips the padding."""
+    prompt's end token reaches its feature, so the cut changes no result but skips the padding.
+    256 prompts (thousands of token rows) keep the matrix multiplies at full speed while short
+    prompts are not padded to the longest one of the vocabulary."""
     ends = tokens.argmax(dim=-1)  # the end-of-text token has the largest id
     order = torch.argsort(ends, stable=True)
     pieces = []

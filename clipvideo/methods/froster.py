@@ -121,7 +121,7 @@ class Config:
     distillation_ratio: float = 2.0  # weight of the two cosine terms (official MODEL.DISTILLATION_RATIO)
     residual_weight: float = 0.1  # alpha in s + alpha * projector(s) (hard-coded 0.1 officially)
     train_prompt_sets: int = 1  # templates drawn per training step, plus the bare description (official: 1)
-    text_batch: int = 2048  # prompts encoded at once when building the test-time classifier
+    text_batch: int = 256  # prompts encoded at once (sorted by length) when building the test-time classifier
     build_teacher: bool = True  # False for a model rebuilt for inference: no teacher, no distillation
     # "Name: description" per class, kept so a saved model re-encodes the same prompts; set by set_class_names.
     class_texts: list[str] | None = None
