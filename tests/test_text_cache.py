@@ -235,3 +235,35 @@ def test_the_weights_digest_follows_every_byte_and_dtype():
     changed = [w.clone() for w in weights]
     changed[-1].view(-1)[0] += 1e-3
     assert tensor_digest(changed) != digest
+
+
+@pytest.mark.parametrize("method", ["frozen", "text4vis"])
+def test_methods_whose_text_never_trains_read_the_disk_when_classes_are_set(store, method):
+    from clipvideo.methods import frozen, text4vis
+
+    module = {"frozen": frozen, "text4vis": text4vis}[method]
+
+    def make(names):
+        torch.manual_seed(0)
+        return module.build(module.Config(backbone=BackboneConfig(arch="tiny"), num_frames=4), 0, names)
+
+    encoded = make(OTHER).class_embeddings().clone()
+    assert len(stored(store)) == 1
+    second = make(None)
+    calls = count_text_encodes(second)
+    second.set_classes(OTHER)
+    assert calls == []
+    torch.testing.assert_close(second.class_embeddings(), encoded, rtol=0, atol=0)
+
+
+def test_the_benchmark_runs_at_tiny_size(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "text_cache.py"
+    result = subprocess.run([sys.executable, str(script), "--arch", "tiny", "--classes", "3", "--threads", "1",
+                             "--alternations", "2"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "| second process, fp32 (disk hit, digest included) |" in result.stdout
+    assert "0 prompts encoded" in result.stdout and "load average" in result.stdout
