@@ -128,6 +128,21 @@ def test_other_weights_dtype_or_vocabulary_are_other_disk_entries(store):
     assert len(calls) == 3 and len(stored(store)) == 4
 
 
+def test_the_same_tensors_in_another_architecture_are_another_disk_entry(store):
+    """Head counts are not in the tensors' shapes: the key holds the CLIP architecture too."""
+    first = tiny_froster()
+    with torch.no_grad():
+        encoded = first.class_embeddings()
+    heads = 1 if first.clip.config.text_heads != 1 else 2
+    config = froster.Config(backbone=BackboneConfig(arch="tiny", text_heads=heads), num_frames=4, distillation=False)
+    other = froster.build(config, len(CLASSES), CLASSES).eval()
+    other.load_state_dict(first.state_dict())
+    calls = count_text_encodes(other)
+    with torch.no_grad():
+        assert not torch.allclose(other.class_embeddings(), encoded)
+    assert len(calls) == 1 and len(stored(store)) == 2
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "wrong shape"])
 def test_a_damaged_file_is_a_miss_that_is_logged_and_rewritten(store, damage, caplog):
     with torch.no_grad():

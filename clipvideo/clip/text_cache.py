@@ -1,9 +1,10 @@
 """Class embeddings encoded once: a small in-memory LRU per model and a persistent store on disk.
 
-A text method's class embeddings depend only on the text-tower weights, the prompt tokens (the
-vocabulary, the templates and the prompt sets they make), how the method reduces them, the
-weights' dtype, the autocast dtype and the device type. `ClassEmbeddingCache.get` keys on exactly
-those:
+A text method's class embeddings depend only on the text-tower weights, the CLIP architecture
+(head counts, activation: the same tensors with other heads give other embeddings), the prompt
+tokens (the vocabulary, the templates and the prompt sets they make), how the method reduces them,
+the weights' dtype, the autocast dtype and the device type. `ClassEmbeddingCache.get` keys on
+exactly those:
 - in memory, the weights are tracked by their in-place version counters (optimiser steps,
   `load_state_dict`, weight patching bump them), so a weight change re-encodes; a few entries are
   kept (LRU), so one model called alternately in fp32 and bf16 encodes once per dtype;
@@ -19,6 +20,7 @@ missing file is a miss, a damaged one is logged, deleted and rewritten, never an
 """
 
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -34,6 +36,9 @@ from safetensors.torch import load_file, save_file
 logger = logging.getLogger(__name__)
 
 MEMORY_ENTRIES = 4  # per model: fp32 and bf16 of two vocabularies
+# In every disk key: raise it when a change to the text encoding code changes its results, so files
+# written by the older code are never read.
+FORMAT = 1
 DEFAULT_MAX_MB = 1024
 _OFF = ("0", "off", "false", "no")
 
@@ -109,7 +114,7 @@ def encode_by_length(encode: Callable[[torch.Tensor], torch.Tensor], tokens: tor
 
 
 class ClassEmbeddingCache:
-    """Class embeddings of one model: `get(weights, tokens, encode, persist)`; see the module doc."""
+    """Class embeddings of one model: `get(clip, tokens, encode, persist)`; see the module doc."""
 
     def __init__(self, method: str, entries: int = MEMORY_ENTRIES):
         self.method = method  # in the disk key: methods reduce the same tokens differently
@@ -132,10 +137,10 @@ class ClassEmbeddingCache:
             self._weights_digest = (state, tensor_digest(weights))
         return self._weights_digest[1]
 
-    def get(self, weights: Sequence[torch.Tensor], tokens: torch.Tensor, encode: Callable[[], torch.Tensor],
-            persist: bool) -> torch.Tensor:
-        """The embeddings `encode()` would give for these text weights and prompt tokens, from
+    def get(self, clip, tokens: torch.Tensor, encode: Callable[[], torch.Tensor], persist: bool) -> torch.Tensor:
+        """The embeddings `encode()` gives for this CLIP's text tower and these prompt tokens, from
         memory, else from disk (when `persist` and the store is on), else encoded and stored."""
+        weights = text_weights(clip)
         device = weights[0].device
         autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
         # Version counters and storage addresses: any in-place change or replaced tensor shows.
@@ -149,7 +154,9 @@ class ClassEmbeddingCache:
         path = None
         if folder is not None:
             name = hashlib.blake2b(digest_size=20)
-            for part in (self.method, self.weights_digest(weights, state), key[1], *setting[:2], device.type):
+            architecture = json.dumps(clip.config.to_dict(), sort_keys=True)
+            for part in (f"format {FORMAT}", self.method, architecture, self.weights_digest(weights, state), key[1],
+                         *setting[:2], device.type):
                 name.update(part.encode() + b"\0")
             path = folder / f"{name.hexdigest()}.safetensors"
         embeddings = self._read(path, tokens) if path is not None else None

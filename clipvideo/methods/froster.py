@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import CLIP, ResidualAttentionBlock, tokenize
-from ..clip.text_cache import ClassEmbeddingCache, encode_by_length, text_weights
+from ..clip.text_cache import ClassEmbeddingCache, encode_by_length
 from ..clip.tokenizer import END_OF_TEXT, encode
 from .base import BackboneConfig, ClassVocabulary, VideoRecognizer, build_clip, freeze, soft_cross_entropy
 
@@ -200,7 +200,7 @@ class FROSTER(VideoRecognizer):
         own; stored on disk too in eval mode without gradients (`clip.text_cache`)."""
         tokens = self._tokens()
         return self.class_cache.get(
-            text_weights(self.clip), tokens,
+            self.clip, tokens,
             lambda: self.encode_prompt_sets(self.clip, tokens, self.config.text_batch),
             persist=not self.training and not torch.is_grad_enabled())
 

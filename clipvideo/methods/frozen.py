@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import tokenize
-from ..clip.text_cache import ClassEmbeddingCache, encode_by_length, text_weights
+from ..clip.text_cache import ClassEmbeddingCache, encode_by_length
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
@@ -109,7 +109,7 @@ class FrozenCLIP(VideoRecognizer):
         prompts = [self.config.template.format(name) for name in names]
         tokens = tokenize(prompts, context_length=self.clip.config.context_length, truncate=True)
         on_device = tokens.to(self.clip.logit_scale.device)
-        return self.class_cache.get(text_weights(self.clip), tokens,
+        return self.class_cache.get(self.clip, tokens,
                                     lambda: encode_by_length(self.clip.encode_text, on_device).float(),
                                     persist=True)  # (K, E)
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import tokenize
-from ..clip.text_cache import ClassEmbeddingCache, encode_by_length, text_weights
+from ..clip.text_cache import ClassEmbeddingCache, encode_by_length
 from .base import BackboneConfig, ClassVocabulary, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
@@ -189,7 +189,7 @@ class Text4Vis(VideoRecognizer):
         prompts = [self.config.template.format(name) for name in names]
         tokens = tokenize(prompts, context_length=self.clip.config.context_length)
         on_device = tokens.to(self.classifier.device)
-        return self.class_cache.get(text_weights(self.clip), tokens,
+        return self.class_cache.get(self.clip, tokens,
                                     lambda: encode_by_length(self.clip.encode_text, on_device).float(),
                                     persist=True).clone()  # the buffer is the model's own
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, tokenize
-from ..clip.text_cache import ClassEmbeddingCache, encode_by_length, text_weights
+from ..clip.text_cache import ClassEmbeddingCache, encode_by_length
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
@@ -269,7 +269,7 @@ class XCLIP(VideoRecognizer):
         if self.config.train_text and self.training and torch.is_grad_enabled():
             self.class_cache.clear()
             return self.clip.encode_text(tokens)
-        return self.class_cache.get(text_weights(self.clip), self.text_tokens,
+        return self.class_cache.get(self.clip, self.text_tokens,
                                     lambda: encode_by_length(self.clip.encode_text, tokens),
                                     persist=not self.training and not torch.is_grad_enabled())
 
