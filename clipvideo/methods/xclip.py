@@ -265,12 +265,11 @@ class XCLIP(VideoRecognizer):
         if self.text_tokens is None:
             raise RuntimeError("X-CLIP classifies with class names: call model.set_class_names([...]) first")
         device = self.clip.positional_embedding.device
-        tokens = self.text_tokens.to(device)
         if self.config.train_text and self.training and torch.is_grad_enabled():
             self.class_cache.clear()
-            return self.clip.encode_text(tokens)
+            return self.clip.encode_text(self.text_tokens.to(device))
         return self.class_cache.get(self.clip, self.text_tokens,
-                                    lambda: encode_by_length(self.clip.encode_text, tokens),
+                                    lambda: encode_by_length(self.clip.encode_text, self.text_tokens.to(device)),
                                     persist=not self.training and not torch.is_grad_enabled())
 
     # -- video side -----------------------------------------------------------------------------
