@@ -44,7 +44,8 @@ _OFF = ("0", "off", "false", "no")
 
 
 def user_cache_dir() -> Path:
-    """CLIPVIDEO_CACHE, else the platform's user cache folder (the zoo's rule; `zoo.cache_dir`)."""
+    """CLIPVIDEO_CACHE, else the user cache folder of the platform (as platformdirs would pick):
+    the zoo's downloads and the stored class embeddings."""
     if os.environ.get("CLIPVIDEO_CACHE"):
         return Path(os.environ["CLIPVIDEO_CACHE"]).expanduser()
     if sys.platform == "win32":
