@@ -282,3 +282,15 @@ def test_the_benchmark_runs_at_tiny_size(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "| second process, fp32 (disk hit, digest included) |" in result.stdout
     assert "0 prompts encoded" in result.stdout and "load average" in result.stdout
+
+
+def test_export_freezes_the_stored_classifier_without_encoding(store):
+    first = tiny_froster()
+    with torch.no_grad():
+        encoded = first.class_embeddings()
+    exported = tiny_froster()
+    exported.load_state_dict(first.state_dict())
+    calls = count_text_encodes(exported)
+    exported.freeze_classes()  # what `clipvideo export` does, in eval mode
+    assert calls == [] and exported.clip.transformer is None
+    torch.testing.assert_close(exported.class_embeddings(), encoded, rtol=0, atol=0)
