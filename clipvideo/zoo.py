@@ -23,7 +23,6 @@ import hashlib
 import http.client
 import json
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +31,7 @@ from functools import cache
 from pathlib import Path
 
 from .clip import CheckpointError
+from .clip.text_cache import user_cache_dir
 
 ZOO_FILE = Path(__file__).with_name("zoo.json")
 CHUNK = 1 << 20
@@ -163,14 +163,9 @@ def list_models(method: str | None = None, dataset: str | None = None) -> list[Z
 
 
 def cache_dir() -> Path:
-    """CLIPVIDEO_CACHE, else the user cache folder of the platform (as platformdirs would pick)."""
-    if os.environ.get("CLIPVIDEO_CACHE"):
-        return Path(os.environ["CLIPVIDEO_CACHE"]).expanduser()
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "clipvideo" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "clipvideo"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clipvideo"
+    """CLIPVIDEO_CACHE, else the user cache folder of the platform (as platformdirs would pick);
+    the stored class embeddings live in it too (`clip.text_cache`)."""
+    return user_cache_dir()
 
 
 def offline() -> bool:

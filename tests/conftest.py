@@ -1,8 +1,14 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 # open_clip otherwise retries the Hugging Face hub for ~50 s before failing offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Stored class embeddings go to a folder of this run, never the user's cache (CLI subprocesses inherit it).
+os.environ["CLIPVIDEO_TEXT_CACHE"] = tempfile.mkdtemp(prefix="clipvideo-text-cache-")
+atexit.register(shutil.rmtree, os.environ["CLIPVIDEO_TEXT_CACHE"], ignore_errors=True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import CLIP, ResidualAttentionBlock, tokenize
+from ..clip.text_cache import ClassEmbeddingCache, encode_by_length
 from ..clip.tokenizer import END_OF_TEXT, encode
 from .base import BackboneConfig, ClassVocabulary, VideoRecognizer, build_clip, freeze, soft_cross_entropy
 
@@ -120,7 +121,7 @@ class Config:
     distillation_ratio: float = 2.0  # weight of the two cosine terms (official MODEL.DISTILLATION_RATIO)
     residual_weight: float = 0.1  # alpha in s + alpha * projector(s) (hard-coded 0.1 officially)
     train_prompt_sets: int = 1  # templates drawn per training step, plus the bare description (official: 1)
-    text_batch: int = 2048  # prompts encoded at once when building the test-time classifier
+    text_batch: int = 256  # prompts encoded at once (sorted by length) when building the test-time classifier
     build_teacher: bool = True  # False for a model rebuilt for inference: no teacher, no distillation
     # "Name: description" per class, kept so a saved model re-encodes the same prompts; set by set_class_names.
     class_texts: list[str] | None = None
@@ -144,7 +145,7 @@ class FROSTER(VideoRecognizer):
         # Descriptions a saved model was given (files before ClassVocabulary stored only these).
         self.known_descriptions.update(_descriptions(config.class_texts or []))
         self.text_tokens: torch.Tensor | None = None  # (P, K, L) ids of every prompt set
-        self._classifier_cache: tuple[tuple, torch.Tensor] | None = None  # (validity key, (K, E))
+        self.class_cache = ClassEmbeddingCache("froster")  # test-time (K, E) classifiers, memory and disk
         self._teacher_text_cache: dict[tuple, torch.Tensor] = {}  # (sets, key) -> teacher (K, E)
 
     @staticmethod
@@ -177,7 +178,6 @@ class FROSTER(VideoRecognizer):
         tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]  # (P*K, L)
         self.config.class_texts = texts  # saved with the model: a rebuilt one re-encodes the same prompts
         self.text_tokens = tokens.view(len(sets), len(texts), -1)  # (P, K, L)
-        self._classifier_cache = None
         self._teacher_text_cache = {}
 
     def _tokens(self) -> torch.Tensor:
@@ -189,29 +189,20 @@ class FROSTER(VideoRecognizer):
         """(P, K, L) ids -> (K, E) classifier: normalise each set, average the sets, normalise."""
         sets, classes, length = tokens.shape
         flat = tokens.reshape(sets * classes, length).to(clip.positional_embedding.device)
-        step = batch or len(flat)
-        features = torch.cat([clip.encode_text(flat[i: i + step]) for i in range(0, len(flat), step)])
+        features = encode_by_length(clip.encode_text, flat, batch or len(flat))  # (P*K, E)
         features = F.normalize(features.view(sets, classes, -1), dim=-1)  # (P, K, E)
         return F.normalize(features.mean(dim=0), dim=-1)  # (K, E)
 
-    def _cache_key(self, clip: CLIP) -> tuple:
-        device = clip.positional_embedding.device
-        autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
-        params = [*clip.token_embedding.parameters(), clip.positional_embedding, *clip.transformer.parameters(),
-                  *clip.ln_final.parameters(), clip.text_projection]
-        return (id(self.text_tokens), device, params[0].dtype, autocast, tuple(p._version for p in params))
-
     def class_embeddings(self) -> torch.Tensor:
-        """(K, E) test-time classifier over all 29 prompt sets. Cached while the classes, the text
-        weights (tracked by in-place version counters: optimiser steps, load_state_dict), device,
-        dtype and autocast stay the same."""
+        """(K, E) test-time classifier over all 29 prompt sets, encoded without gradients. Kept per
+        (text weights, prompts, dtype, autocast, device), a few at a time, so a weight change
+        (optimiser step, load_state_dict, patching) re-encodes and fp32/bf16 calls each hit their
+        own; stored on disk too in eval mode without gradients (`clip.text_cache`)."""
         tokens = self._tokens()
-        key = self._cache_key(self.clip)
-        if self._classifier_cache is None or self._classifier_cache[0] != key:
-            with torch.no_grad():
-                classifier = self.encode_prompt_sets(self.clip, tokens, self.config.text_batch)
-            self._classifier_cache = (key, classifier)
-        return self._classifier_cache[1]
+        return self.class_cache.get(
+            self.clip, tokens,
+            lambda: self.encode_prompt_sets(self.clip, tokens, self.config.text_batch),
+            persist=not self.training and not torch.is_grad_enabled())
 
     def draw_training_sets(self) -> list[int]:
         """Indices of the prompt sets for one training step: templates drawn uniformly with Python's
@@ -222,7 +213,9 @@ class FROSTER(VideoRecognizer):
 
     def teacher_class_embeddings(self, sets: list[int]) -> torch.Tensor:
         """(K, E) teacher classifier for these prompt sets; cached, the teacher never changes."""
-        key = (tuple(sets), self._cache_key(self.teacher)[:4])
+        device = self.teacher.positional_embedding.device
+        autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        key = (tuple(sets), id(self.text_tokens), device, self.teacher.positional_embedding.dtype, autocast)
         if key not in self._teacher_text_cache:
             with torch.no_grad():
                 self._teacher_text_cache[key] = self.encode_prompt_sets(self.teacher, self._tokens()[sets])
@@ -298,7 +291,7 @@ class FROSTER(VideoRecognizer):
                     raise ValueError(f"original CLIP {key}: shape {tuple(value.shape)} vs {tuple(own[key].shape)}")
                 patched = (value * ratio).to(own[key].dtype) + own[key] * (1 - ratio)
                 own[key].copy_(patched)
-        self._classifier_cache = None
+        self.class_cache.clear()
         self._teacher_text_cache = {}
 
     def input_config(self) -> dict:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import tokenize
+from ..clip.text_cache import ClassEmbeddingCache, encode_by_length
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
@@ -64,6 +65,7 @@ class TemporalTransformer(nn.Module):
 class FrozenCLIP(VideoRecognizer):
     def __init__(self, config: Config, num_classes: int, class_names: list[str] | None):
         super().__init__(config)
+        self.class_cache = ClassEmbeddingCache("frozen", entries=1)  # the disk store; embeddings live in a buffer
         if config.temporal not in TEMPORAL:
             raise ValueError(f"model.temporal must be one of {TEMPORAL}, got {config.temporal!r}")
         if config.classifier not in CLASSIFIERS:
@@ -102,9 +104,14 @@ class FrozenCLIP(VideoRecognizer):
 
     @torch.no_grad()
     def encode_class_names(self, names: list[str]) -> torch.Tensor:
+        """(K, E) fp32 prompt embeddings. The text tower never trains here, so they are read from
+        the disk store when these text weights encoded these prompts before (`clip.text_cache`)."""
         prompts = [self.config.template.format(name) for name in names]
         tokens = tokenize(prompts, context_length=self.clip.config.context_length, truncate=True)
-        return self.clip.encode_text(tokens.to(self.clip.logit_scale.device)).float()  # (K, E)
+        on_device = tokens.to(self.clip.logit_scale.device)
+        return self.class_cache.get(self.clip, tokens,
+                                    lambda: encode_by_length(self.clip.encode_text, on_device).float(),
+                                    persist=True)  # (K, E)
 
     def vocabulary_changed(self) -> None:
         self.prompt_embeddings = F.normalize(self.encode_class_names(self.class_names), dim=-1)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import tokenize
+from ..clip.text_cache import ClassEmbeddingCache, encode_by_length
 from .base import BackboneConfig, ClassVocabulary, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
@@ -173,6 +174,7 @@ class Text4Vis(VideoRecognizer):
         # (K, E) class embeddings, unnormalised as the official cache; saved with the model.
         self.register_buffer("classifier", torch.empty(0, embed_dim))
         self.pending_classifier_error: str | None = None
+        self.class_cache = ClassEmbeddingCache("text4vis", entries=1)  # the disk store; the classifier is a buffer
 
     # -- classifier ------------------------------------------------------------------------------
 
@@ -181,10 +183,15 @@ class Text4Vis(VideoRecognizer):
 
     @torch.no_grad()
     def encode_class_names(self, names: list[str]) -> torch.Tensor:
-        """(K, E) text embeddings of `template.format(name)`, in eval mode, fp32."""
+        """(K, E) text embeddings of `template.format(name)`, in eval mode, fp32. The text tower
+        never trains, so they are read from the disk store when these text weights encoded these
+        prompts before (`clip.text_cache`)."""
         prompts = [self.config.template.format(name) for name in names]
         tokens = tokenize(prompts, context_length=self.clip.config.context_length)
-        return self.clip.encode_text(tokens.to(self.classifier.device)).float()
+        on_device = tokens.to(self.classifier.device)
+        return self.class_cache.get(self.clip, tokens,
+                                    lambda: encode_by_length(self.clip.encode_text, on_device).float(),
+                                    persist=True).clone()  # the buffer is the model's own
 
     def make_classifier(self, names: list[str]) -> None:
         """Build the classifier for this class set as the config says (once; not per batch)."""

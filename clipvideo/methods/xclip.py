@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip import Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, tokenize
+from ..clip.text_cache import ClassEmbeddingCache, encode_by_length
 from .base import BackboneConfig, VideoRecognizer, build_clip, freeze
 from .temporal import FrameTransformer
 
@@ -238,7 +239,7 @@ class XCLIP(VideoRecognizer):
             for module in self.frozen_modules():
                 freeze(module)
         self.text_tokens: torch.Tensor | None = None  # (K, L) tokenised class prompts
-        self._text_cache: tuple[tuple, torch.Tensor] | None = None  # (validity key, (K, E) features)
+        self.class_cache = ClassEmbeddingCache("xclip")  # (K, E) class embeddings, memory and disk
 
     # -- text side ------------------------------------------------------------------------------
 
@@ -247,11 +248,6 @@ class XCLIP(VideoRecognizer):
             return []
         return [self.clip.token_embedding, self.clip.transformer, self.clip.ln_final]
 
-    def text_parameters(self) -> list[torch.Tensor]:
-        clip = self.clip
-        return [*clip.token_embedding.parameters(), clip.positional_embedding, *clip.transformer.parameters(),
-                *clip.ln_final.parameters(), clip.text_projection]
-
     def vocabulary_changed(self) -> None:
         """Tokenise `template.format(name)` for each class; the embeddings are encoded on first use."""
         prompts = [self.config.template.format(name) for name in self.class_names]
@@ -259,26 +255,22 @@ class XCLIP(VideoRecognizer):
         # Under the causal mask nothing after the last end-of-text token reaches any end-of-text
         # feature, so the padding columns beyond it are not encoded (the result is the same).
         self.text_tokens = tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]  # (K, L)
-        self._text_cache = None
 
     def class_embeddings(self) -> torch.Tensor:
-        """(K, E) class embeddings, before the video-specific prompts. Cached while the class names,
-        the text weights (tracked by their in-place version counters: optimiser steps,
-        load_state_dict), device, dtype and autocast stay the same; recomputed with gradients every
-        call while the text is trained."""
+        """(K, E) class embeddings, before the video-specific prompts. Kept per (text weights,
+        prompts, dtype, autocast, device), a few at a time: a weight change (tracked by in-place
+        version counters: optimiser steps, load_state_dict) re-encodes, fp32/bf16 calls each hit
+        their own; stored on disk too in eval mode without gradients (`clip.text_cache`).
+        Recomputed with gradients every call while the text is trained."""
         if self.text_tokens is None:
             raise RuntimeError("X-CLIP classifies with class names: call model.set_class_names([...]) first")
-        params = self.text_parameters()
         device = self.clip.positional_embedding.device
         if self.config.train_text and self.training and torch.is_grad_enabled():
-            self._text_cache = None
+            self.class_cache.clear()
             return self.clip.encode_text(self.text_tokens.to(device))
-        autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
-        key = (device, params[0].dtype, autocast, tuple(p._version for p in params))
-        if self._text_cache is None or self._text_cache[0] != key:
-            with torch.no_grad():
-                self._text_cache = (key, self.clip.encode_text(self.text_tokens.to(device)))
-        return self._text_cache[1]
+        return self.class_cache.get(self.clip, self.text_tokens,
+                                    lambda: encode_by_length(self.clip.encode_text, self.text_tokens.to(device)),
+                                    persist=not self.training and not torch.is_grad_enabled())
 
     # -- video side -----------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ def test_text_tower_trains_when_configured():
     model(video()).sum().backward()
     assert model.clip.token_embedding.weight.grad is not None
     assert model.clip.logit_scale.grad is not None
-    assert model._text_cache is None  # recomputed with gradients every step, never cached
+    assert not model.class_cache.memory  # recomputed with gradients every step, never cached
     assert model.frozen_modules() == []
 
 
