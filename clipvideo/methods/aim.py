@@ -129,7 +129,27 @@ class Config:
     frame_stride: int | None = None  # dense interval; None = 128 // num_frames (official 8x16, 16x8, 32x4)
 
 
-class AIM(VideoRecognizer):
+def check_video(video: torch.Tensor, num_frames: int) -> tuple[int, int]:
+    """(B, T) of a (B, T, 3, H, W) video for an AIM model built for `num_frames` (its temporal
+    embedding has that many rows), or a one-line ValueError saying what to sample."""
+    if video.ndim != 5 or video.shape[2] != 3:
+        raise ValueError(f"AIM expects video shaped (B, T, 3, H, W), got {tuple(video.shape)}")
+    if video.shape[1] != num_frames:
+        raise ValueError(f"this AIM model was built for {num_frames} frames (temporal embedding), got {video.shape[1]}; "
+                         "sample that many frames (data.num_frames)")
+    return video.shape[0], video.shape[1]
+
+
+class AdapterModel(VideoRecognizer):
+    """What AIM on CLIP and AIM on a timm ViT share: the official parameter count."""
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Total and tunable parameters (the official count: head included)."""
+        params = list(self.parameters())
+        return {"total": sum(p.numel() for p in params), "tunable": sum(p.numel() for p in params if p.requires_grad)}
+
+
+class AIM(AdapterModel):
     """Video (B, T, 3, H, W), CLIP-normalised -> logits (B, K) from a frozen CLIP with adapters."""
 
     def __init__(self, config: Config, clip: nn.Module, num_classes: int):
@@ -152,21 +172,9 @@ class AIM(VideoRecognizer):
         # Wholly frozen modules; the blocks stay in train mode (their adapters use drop path).
         return [self.clip.visual.conv1, self.clip.visual.ln_pre]
 
-    def parameter_counts(self) -> dict[str, int]:
-        """Total and tunable parameters (the official count: head included)."""
-        params = list(self.parameters())
-        return {"total": sum(p.numel() for p in params), "tunable": sum(p.numel() for p in params if p.requires_grad)}
-
     def frame_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> per-frame ln_post class tokens (B, T, D)."""
-        if video.ndim != 5 or video.shape[2] != 3:
-            raise ValueError(f"AIM expects video shaped (B, T, 3, H, W), got {tuple(video.shape)}")
-        batch, num_frames = video.shape[:2]
-        if num_frames != self.config.num_frames:
-            raise ValueError(
-                f"this AIM model was built for {self.config.num_frames} frames (temporal embedding), got {num_frames}; "
-                "sample that many frames (data.num_frames)"
-            )
+        batch, num_frames = check_video(video, self.config.num_frames)
         visual = self.clip.visual
         x = visual.tokens(video.flatten(0, 1))  # (B*T, n, D), positions added
         length, width = x.shape[1:]

@@ -32,8 +32,7 @@ import torch
 from torch import nn
 
 from ..clip import CheckpointError, read_state_dict
-from .aim import Adapter
-from .base import VideoRecognizer
+from .aim import Adapter, AdapterModel, check_video
 
 # Substrings of the parameters AIM trains (official rule: Adapter, temporal_embedding, ln_post, cls_head).
 TRAINABLE_KEYS = ("_adapter", "temporal_embedding", "vit.norm.", "head.")
@@ -201,7 +200,7 @@ def _named_architecture(name: str, heads: int | None, image_resolution: int | No
 # The model
 
 
-class AIMViT(VideoRecognizer):
+class AIMViT(AdapterModel):
     """Video (B, T, 3, H, W), normalised -> logits (B, K) from a frozen timm ViT with AIM's adapters."""
 
     def __init__(self, config: Config, vit: nn.Module, num_classes: int):
@@ -220,21 +219,9 @@ class AIMViT(VideoRecognizer):
     def frozen_modules(self) -> list[nn.Module]:
         return [self.vit.patch_embed]
 
-    def parameter_counts(self) -> dict[str, int]:
-        """Total and tunable parameters (the official count: head included)."""
-        params = list(self.parameters())
-        return {"total": sum(p.numel() for p in params), "tunable": sum(p.numel() for p in params if p.requires_grad)}
-
     def frame_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> per-frame final-norm class tokens (B, T, D)."""
-        if video.ndim != 5 or video.shape[2] != 3:
-            raise ValueError(f"AIM expects video shaped (B, T, 3, H, W), got {tuple(video.shape)}")
-        batch, num_frames = video.shape[:2]
-        if num_frames != self.config.num_frames:
-            raise ValueError(
-                f"this AIM model was built for {self.config.num_frames} frames (temporal embedding), got {num_frames}; "
-                "sample that many frames (data.num_frames)"
-            )
+        batch, num_frames = check_video(video, self.config.num_frames)
         size = self.vit.patch_embed.img_size
         if tuple(video.shape[-2:]) != tuple(size):
             raise ValueError(f"this AIM model takes {size[0]}x{size[1]} frames, got {video.shape[-2]}x{video.shape[-1]} "
