@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _planned(target: str, tmp_path) -> list[str]:
     if shutil.which("make") is None:
         pytest.skip("no make on this machine")
-    done = subprocess.run(["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=REPO, capture_output=True,
+    done = subprocess.run(["make", "-n", "--no-print-directory", target, f"VENV={tmp_path / 'venv'}"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
