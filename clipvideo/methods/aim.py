@@ -141,7 +141,31 @@ def check_video(video: torch.Tensor, num_frames: int) -> tuple[int, int]:
 
 
 class AdapterModel(VideoRecognizer):
-    """What AIM on CLIP and AIM on a timm ViT share: the official parameter count."""
+    """What AIM on CLIP and AIM on a timm ViT share: the I3D head on frame-averaged class tokens, the
+    official test input, the backbone LR multiplier and the official parameter count. A subclass
+    gives `frame_features`, `image_size` and `input_normalization`."""
+
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, D): the I3D head's average pool over frames."""
+        return self.frame_features(video).mean(dim=1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)  # (B, K)
+
+    def input_config(self) -> dict:
+        """The official test input: frames and sampling as trained, short side = crop size, the
+        model's normalisation (`input_normalization`); softmax averaged over views."""
+        config, size = self.config, self.image_size
+        settings = {"num_frames": config.num_frames, "sampling": config.sampling, "sampling_protocol": "aim",
+                    "input_size": size, "short_side": size, "normalization": self.input_normalization}
+        if config.sampling == "dense":
+            settings.update(frame_stride=config.frame_stride or max(1, 128 // config.num_frames), out_of_bounds="loop")
+        return {"data": settings, "test": {"aggregate": "prob"}}
+
+    def lr_scale(self, name: str) -> float:
+        """Official L/14 recipes: x`backbone_lr_scale` for everything but the head."""
+        scale = self.config.backbone_lr_scale
+        return 1.0 if scale is None or name.startswith("head.") else scale
 
     def parameter_counts(self) -> dict[str, int]:
         """Total and tunable parameters (the official count: head included)."""
@@ -184,30 +208,13 @@ class AIM(AdapterModel):
         x = visual.transformer(x, num_frames=num_frames)  # (B*T, n, D)
         return visual.pool(x).view(batch, num_frames, width)  # ln_post(class token), no projection
 
-    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) -> (B, D): the I3D head's average pool over frames."""
-        return self.frame_features(video).mean(dim=1)
+    @property
+    def image_size(self) -> int:
+        return self.clip.config.image_resolution
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)  # (B, K)
-
-    def input_config(self) -> dict:
-        """The official test input: frames and sampling as trained, short side = crop size (224),
-        CLIP mean/std as in the official configs (x255 as written there); softmax averaged over views."""
-        config = self.config
-        size = self.clip.config.image_resolution
-        settings = {"num_frames": config.num_frames, "sampling": config.sampling, "sampling_protocol": "aim",
-                    "input_size": size, "short_side": size, "normalization": "aim"}
-        if config.sampling == "dense":
-            settings.update(frame_stride=config.frame_stride or max(1, 128 // config.num_frames), out_of_bounds="loop")
-        return {"data": settings, "test": {"aggregate": "prob"}}
+    input_normalization = "aim"  # CLIP mean/std as the official configs write them (x255)
 
     # -- optimisation ---------------------------------------------------------------------------
-
-    def lr_scale(self, name: str) -> float:
-        """Official L/14 recipes: x`backbone_lr_scale` for everything but the head."""
-        scale = self.config.backbone_lr_scale
-        return 1.0 if scale is None or name.startswith("head.") else scale
 
     def no_weight_decay(self, name: str, param: nn.Parameter) -> bool:
         """The official mmcv rule: adapters (biases too), temporal embedding and head decay; ln_post

@@ -235,27 +235,13 @@ class AIMViT(AdapterModel):
             x = block(x, num_frames)
         return vit.norm(x[:, 0]).view(batch, num_frames, width)  # official ln_post, per token: class token only
 
-    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) -> (B, D): the I3D head's average pool over frames."""
-        return self.frame_features(video).mean(dim=1)
+    @property
+    def image_size(self) -> int:
+        return self.vit.patch_embed.img_size[0]
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)  # (B, K)
-
-    def input_config(self) -> dict:
-        """The official test input: frames and sampling as trained, short side = crop size, the
-        model's normalisation (official ImageNet configs: ImageNet mean/std); softmax averaged over views."""
-        config = self.config
-        size = self.vit.patch_embed.img_size[0]
-        settings = {"num_frames": config.num_frames, "sampling": config.sampling, "sampling_protocol": "aim",
-                    "input_size": size, "short_side": size, "normalization": config.normalization}
-        if config.sampling == "dense":
-            settings.update(frame_stride=config.frame_stride or max(1, 128 // config.num_frames), out_of_bounds="loop")
-        return {"data": settings, "test": {"aggregate": "prob"}}
-
-    def lr_scale(self, name: str) -> float:
-        scale = self.config.backbone_lr_scale
-        return 1.0 if scale is None or name.startswith("head.") else scale
+    @property
+    def input_normalization(self) -> str:
+        return self.config.normalization  # official ImageNet configs: ImageNet mean/std
 
     def no_weight_decay(self, name: str, param: nn.Parameter) -> bool:
         """The official mmcv `custom_keys` on this model: of the trainable parameters only `ln_post`
