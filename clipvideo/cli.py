@@ -56,7 +56,11 @@ def cmd_test(args) -> int:
         config = config_from_checkpoint(args.checkpoint, overrides)
     else:
         config = _config(args)
+    if args.compile:
+        config.test.compile = True
     metrics = run_test(config, args.checkpoint, args.list)
+    if "compile_seconds" in metrics:
+        print(f"compiled: the first call took {metrics['compile_seconds']:.1f} s")
     print(f"views: {metrics['views']} ({metrics['precision']})")
     summary = f"mAP {metrics['mAP']:.2f}" if "mAP" in metrics else f"mean class {metrics['mean_class_accuracy']:.2f}"
     print(f"top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  {summary}"
@@ -86,7 +90,10 @@ def cmd_predict(args) -> int:
 
     _model_source(args, "predict")
     predictor = load_predictor(args.checkpoint, args.classes, args.backbone, args.device, args.precision,
-                               **({"num_frames": args.num_frames} if args.num_frames else {}), overrides=args.set)
+                               **({"num_frames": args.num_frames} if args.num_frames else {}),
+                               overrides=_with_compile(args))
+    if predictor.compile_seconds is not None:
+        print(f"compiled: the first call took {predictor.compile_seconds:.1f} s", file=sys.stderr)
     if args.timeline:  # sliding windows over long videos: clipvideo/engine/timeline.py
         from .engine.timeline import run_cli
 
@@ -402,6 +409,11 @@ def _positive(text: str) -> int:
     return value
 
 
+def _with_compile(args) -> list[str]:
+    """--set overrides, plus test.compile=true for --compile."""
+    return list(getattr(args, "set", None) or []) + (["test.compile=true"] if args.compile else [])
+
+
 def cmd_serve(args) -> int:
     try:
         from .serve import ServeSettings, build_app, run_server
@@ -417,7 +429,7 @@ def cmd_serve(args) -> int:
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), queue_size=args.queue_size,
                              max_decoded_bytes=int(args.max_decoded_mb * 2**20), samples=not args.no_samples)
     app = build_app(args.checkpoint, args.classes, args.backbone, args.device, args.precision, settings,
-                    **({"num_frames": args.num_frames} if args.num_frames else {}))
+                    **({"num_frames": args.num_frames} if args.num_frames else {}), overrides=_with_compile(args))
     if args.index:  # a search box over an embedding index (clipvideo/serve/longvideo.py)
         from .serve.longvideo import load_index
 
@@ -437,6 +449,8 @@ NUM_FRAMES_HELP = "frames per clip for --backbone zero-shot (default 8; model fi
 PRECISION_CHOICES = ["auto", "fp32", "bf16", "fp16", "fp16!"]
 PRECISION_HELP = ("auto (the default): bf16 on CPUs with native bf16 and on GPUs, else fp32; fp16 runs as bf16 on "
                   "CPUs without native fp16 unless fp16!")
+COMPILE_HELP = ("torch.compile the model first (same as --set test.compile=true): faster calls after a first "
+                "call that compiles, tens of seconds on a CPU (docs/performance.md)")
 SEEDS_HELP = "random seeds, one K-shot draw each (default: %(default)s; --seed is the same option)"
 
 
@@ -479,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--num-frames", type=_positive, help=NUM_FRAMES_HELP)
         p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help=PRECISION_HELP)
         p.add_argument("--device", default="auto", help=DEVICE_HELP)
+        p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
 
     p = _command(sub, "train", "train a model from a recipe",
                  "Train the recipe's model on its data lists. Each epoch writes checkpoint_last.pt to the run "
@@ -494,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config(p, optional=True)
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--list", help="evaluate this list instead of data.val_list")
+    p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
 
     p = _command(sub, "predict", "top-k labels for video files",
                  "Print the top-k labels with scores for each video. The model comes from --checkpoint (a "

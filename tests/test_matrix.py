@@ -118,6 +118,18 @@ def test_predict_gives_the_scores_of_test(run, capsys):
         assert [(t["name"], t["score"]) for t in row["top"]] == [(t["label"], t["score"]) for t in prediction["top"]]
 
 
+def test_bf16_fast_path_predicts_as_fp32(run, capsys):
+    """`predict --precision bf16` runs the fast path (bf16 weights, engine/fastpath.py) for every method:
+    the same top-1 as fp32 and each top-5 score within 0.02."""
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        assert cli(["predict", *run.videos, "--checkpoint", str(run.model), "--json", "--precision", precision]) == 0
+        scores[precision] = [{t["label"]: t["score"] for t in p["top"]} for p in json.loads(capsys.readouterr().out)]
+    for fp32, bf16 in zip(scores["fp32"], scores["bf16"]):
+        assert max(fp32, key=fp32.get) == max(bf16, key=bf16.get)
+        assert all(abs(fp32[label] - bf16[label]) < 0.02 for label in fp32 if label in bf16)
+
+
 def test_serve_api_scores_as_predict_and_custom_classes_leave_the_defaults_alone(run):
     from fastapi.testclient import TestClient
 

@@ -14,6 +14,7 @@ beside them, since other processes on the same cores slow every row.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 
@@ -22,6 +23,7 @@ import torch
 from .config import Config
 from .data import build_train_dataset, read_classes
 from .machine import load_average, load_report, peak_kib, reset_peak, resident_kib
+from .fastpath import prepare_for_inference
 from .precision import autocast, resolve_precision
 
 
@@ -97,7 +99,9 @@ def bench_model(config: Config, device: torch.device, batch_size: int = 1, repea
                 min_seconds: float = 1.0) -> list[dict]:
     """Forward clips/s and peak memory of the recipe's model (or of `model`, fed the recipe's clip shape):
     at least `repeats` calls and `min_seconds` of them (a tiny model's millisecond calls need many to
-    time well)."""
+    time well). bf16/fp16 rows time what `clipvideo test` runs: a copy made ready by
+    `prepare_for_inference` (the fast path unless test.cast_weights is false; compiled with
+    test.compile, the first call's time in `first_call_s`)."""
     if model is None:
         model, _, shape = _build(config, device)
     else:
@@ -108,18 +112,26 @@ def bench_model(config: Config, device: torch.device, batch_size: int = 1, repea
     rows = []
     for precision in precisions:
         precision = resolve_precision(precision, device)
+        runner = model
+        if precision != "fp32" or config.test.compile:
+            runner = prepare_for_inference(copy.deepcopy(model), precision, compile=config.test.compile,
+                                           cast=config.test.cast_weights)
         with torch.no_grad(), autocast(device, precision):
-            model(video)  # warm-up (and the text classifier of text-based models)
+            start = time.perf_counter()
+            runner(video)  # warm-up (and the text classifier of text-based models; compiling, when compiled)
+            first = time.perf_counter() - start
             with PeakMemory(device) as memory:
                 start, calls = time.perf_counter(), 0
                 while calls < repeats or time.perf_counter() - start < min_seconds:
-                    model(video)
+                    runner(video)
                     calls += 1
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
                 seconds = (time.perf_counter() - start) / calls
-        rows.append({"row": f"model forward ({precision}, batch {batch_size})", "clips_per_s": batch_size / seconds,
-                     "ms_per_batch": 1000 * seconds, "peak_memory_mib": memory.peak_mib})
+        path = "" if precision == "fp32" else (", fast path" if config.test.cast_weights else ", autocast")
+        path += ", compiled" if config.test.compile else ""
+        rows.append({"row": f"model forward ({precision}{path}, batch {batch_size})", "clips_per_s": batch_size / seconds,
+                     "ms_per_batch": 1000 * seconds, "peak_memory_mib": memory.peak_mib, "first_call_s": first})
     return rows
 
 
@@ -155,7 +167,7 @@ def bench_train(config: Config, device: torch.device, steps: int = 3) -> list[di
 
 
 def format_rows(rows: list[dict], env: dict) -> str:
-    keys = [k for k in ("clips_per_s", "clips_per_cpu_s", "ms_per_clip", "ms_per_batch", "s_per_step",
+    keys = [k for k in ("clips_per_s", "clips_per_cpu_s", "ms_per_clip", "ms_per_batch", "first_call_s", "s_per_step",
                         "peak_memory_mib", "trainable_params_m", "bad_videos") if any(k in r for r in rows)]
     header = "| what | " + " | ".join(keys) + " |"
     lines = [header, "|---" * (len(keys) + 1) + "|"]

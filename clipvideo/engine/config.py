@@ -85,6 +85,7 @@ class TrainConfig:
     loss: str = "ce"  # ce: softmax cross entropy | bce: per-class sigmoid (multi-label; test.aggregate: sigmoid)
     grad_clip: float | None = None  # max gradient norm
     precision: str = "fp32"  # fp32 | bf16 (autocast, CPU or GPU) | fp16 (autocast + scaler, GPU)
+    compile: bool = False  # torch.compile the training step (the first step compiles; its time is logged)
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     eval_every: int = 1  # evaluate every N epochs (0 = only at the end)
     checkpoint_every_steps: int = 0  # also checkpoint every N steps inside an epoch (0 = per epoch only)
@@ -104,6 +105,8 @@ class TestConfig:
     num_workers: int = 2
     short_side: int | None = None  # `clipvideo test` short side (None: data.short_side), e.g. AIM tests at 224, validates at 256
     views_per_batch: int | None = None  # run at most this many views through the model at once (None: all views of a batch)
+    cast_weights: bool = True  # bf16/fp16: run the weights in that dtype (the fast path, docs/performance.md); false: autocast over fp32 weights
+    compile: bool = False  # torch.compile the model for test/predict/serve (first call compiles: tens of seconds on a CPU)
 
 
 @dataclass

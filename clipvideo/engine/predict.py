@@ -21,6 +21,7 @@ from . import checkpoint as ckpt
 from .config import ConfigError, DataConfig, TestConfig, _floats_from_strings, from_dict, merge, parse_overrides
 from .data import build_eval_dataset, read_class_vocabulary
 from .evaluate import check_view_settings, score_views
+from .fastpath import compile_or_explain, prepare_for_inference
 from .precision import resolve_precision
 
 
@@ -45,6 +46,7 @@ class Predictor:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
     test: TestConfig = field(default_factory=TestConfig)  # views, view aggregation, test short side
+    compile_seconds: float | None = None  # the first (compiling) call's time, when test.compile
 
 
 def parse_classes(classes) -> list[str]:
@@ -121,8 +123,14 @@ def load_predictor(checkpoint=None, classes=None, backbone=None, device="cpu", p
     check_view_settings(model, test.aggregate, test.views_per_batch)
     model = model.to(device).eval()
     # "auto" defers to the file's test.precision, so predict scores as `clipvideo test` does.
-    precision = test.precision if precision == "auto" else precision
-    return Predictor(model, data, names, device, resolve_precision(precision, device, "--precision"), test)
+    precision = resolve_precision(test.precision if precision == "auto" else precision, device, "--precision")
+    prepare_for_inference(model, precision, compile=test.compile, cast=test.cast_weights)
+    predictor = Predictor(model, data, names, device, precision, test)
+    if test.compile:
+        views = test.num_clips * test.num_crops
+        example = torch.zeros(views, data.num_frames, 3, data.input_size, data.input_size)
+        predictor.compile_seconds = compile_or_explain(model, example, device, precision)
+    return predictor
 
 
 def video_dataset(path: str, data: DataConfig, test: TestConfig):

@@ -24,6 +24,7 @@ from .data import build_eval_dataset
 from .distributed import barrier, init_distributed, setup_logging
 from .evaluate import EvalResult, ShardSampler, evaluate
 from .metrics import harmonic_mean, topk_accuracy
+from .fastpath import prepare_for_inference
 from .precision import resolve_precision
 
 log = logging.getLogger("clipvideo")
@@ -125,6 +126,7 @@ class Scorer:
         setup_logging(self.dist.rank)
         self.model = model.to(self.dist.device).eval()
         self.precision = resolve_precision(config.test.precision, self.dist.device)
+        prepare_for_inference(self.model, self.precision, cast=config.test.cast_weights)
         self.views = ""
 
     def __call__(self, list_file: str | Path, class_names: list[str],

@@ -4,6 +4,7 @@ import json
 import logging
 from pathlib import Path
 
+import torch
 from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
@@ -11,6 +12,7 @@ from .config import Config, ConfigError, build_config, merge, parse_overrides
 from .data import build_eval_dataset, folder_dataset, read_classes, read_vocabulary
 from .distributed import barrier, init_distributed, setup_logging
 from .evaluate import ShardSampler, check_view_settings, evaluate, write_predictions
+from .fastpath import compile_or_explain, prepare_for_inference
 from .precision import resolve_precision
 
 log = logging.getLogger("clipvideo")
@@ -71,6 +73,13 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
     loader = DataLoader(dataset, batch_size=config.test.batch_size, num_workers=config.test.num_workers,
                         sampler=ShardSampler(len(dataset), dist.rank, dist.world_size))
     precision = resolve_precision(config.test.precision, dist.device, "test.precision")
+    prepare_for_inference(model, precision, compile=config.test.compile, cast=config.test.cast_weights)
+    extra = {}
+    if config.test.compile:
+        views = config.test.num_clips * config.test.num_crops
+        example = torch.zeros(min(len(dataset), config.test.batch_size) * views, config.data.num_frames, 3,
+                              config.data.input_size, config.data.input_size)
+        extra["compile_seconds"] = round(compile_or_explain(model, example, dist.device, precision), 1)
     describe = dataset.describe() if hasattr(dataset, "describe") else ""
     log.info("testing %s on %d videos: %s, %s, views combined by %s", checkpoint, len(dataset), describe,
              precision, config.test.aggregate)
@@ -81,6 +90,7 @@ def run_test(config: Config, checkpoint: str, list_file: str | None = None) -> d
         out = Path(config.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         write_predictions(result, out / "predictions.jsonl", class_names, dataset)
-        (out / "test_metrics.json").write_text(json.dumps({**result.metrics, "views": describe, "precision": precision}, indent=2))
+        (out / "test_metrics.json").write_text(json.dumps({**result.metrics, "views": describe, "precision": precision, **extra},
+                                                                indent=2))
     barrier()
-    return {**result.metrics, "views": describe, "precision": precision}
+    return {**result.metrics, "views": describe, "precision": precision, **extra}

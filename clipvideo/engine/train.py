@@ -221,6 +221,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, con
             video, target = mixer.mix(video, target)
         last_micro = (batch_index + 1) % accumulation == 0
         sync = nullcontext() if (last_micro or not dist.enabled) else model.no_sync()
+        step_started = time.perf_counter()
         with sync:
             with autocast(device, train.precision):
                 out = model(video, target, train.label_smoothing)
@@ -228,6 +229,9 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, ema, state, con
             check_finite(loss, state["step"], dist)
             scaled = loss / accumulation
             (scaler.scale(scaled) if scaler else scaled).backward()
+        if train.compile and batch_index == 0 and dist.is_main:
+            log.info("train.compile: the first forward and backward took %.1f s (compiling included)",
+                     time.perf_counter() - step_started)
         losses.append(loss.item())
         if "logits" in out:
             hard = target if target.dim() == 1 else target.argmax(dim=1)
@@ -415,6 +419,8 @@ def fit(config: Config, resume: str | None = None) -> dict:
         log.info("no checkpoint in %s; starting from scratch", run_dir)
 
     train_model = TrainStep(model, train_cfg.loss)
+    if train_cfg.compile:
+        train_model.compile()  # in place; the first step compiles (its time is logged), checkpoints keep plain keys
     if dist.enabled:
         train_model = DistributedDataParallel(train_model, device_ids=[dist.device] if dist.device.type == "cuda" else None)
     run_log = RunLog(run_dir, dist.is_main)

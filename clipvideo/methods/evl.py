@@ -257,12 +257,13 @@ class EVL(VideoRecognizer):
                 "test": {**views, "aggregate": "prob"}}
 
     def encode_blocks(self, video: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """(B, T, 3, H, W) -> per chosen block (shallowest first): out (B, T, L, C), q and k (B, T, H, L, d), fp32."""
+        """(B, T, 3, H, W) -> per chosen block (shallowest first): out (B, T, L, C), q and k (B, T, H, L, d),
+        in the decoder's dtype (fp32 over a reduced-precision frozen backbone; bf16 on the fast path)."""
         batch, num_frames = video.shape[:2]
         frames = video.flatten(0, 1)  # (B*T, 3, H, W), frame index b*T + t
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_backbone):
             blocks = self.clip.visual.forward_intermediates(frames, indices=self.config.decoder_layers).blocks
-        return [tuple(x.float().unflatten(0, (batch, num_frames)) for x in (tap.out, tap.q, tap.k)) for tap in blocks]
+        return [tuple(x.to(self.query_token.dtype).unflatten(0, (batch, num_frames)) for x in (tap.out, tap.q, tap.k)) for tap in blocks]
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, C): the decoder's query token after the last decoder layer."""
