@@ -30,7 +30,7 @@ import time
 import torch
 from torch import nn
 
-from ..clip.layers import LayerNorm, QuickGELU, fold_quick_gelu
+from ..clip.layers import MLP, LayerNorm, QuickGELU, fold_quick_gelu
 
 log = logging.getLogger("clipvideo")
 
@@ -64,9 +64,11 @@ def fold_activations(model: nn.Module) -> int:
 
 def _sequential_order(module: nn.Module) -> bool:
     """Children run in registration order: nn.Sequential, or CLIP's MLP (c_fc, gelu, c_proj)."""
-    from ..clip.layers import MLP
-
     return isinstance(module, (nn.Sequential, MLP))
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def cast_weights(model: nn.Module, dtype: torch.dtype) -> None:
@@ -115,11 +117,13 @@ def prepare_for_inference(model: nn.Module, precision: str = "bf16", compile: bo
     model.eval().requires_grad_(False)
     dtype = DTYPES.get(precision)
     if dtype is not None and cast and not getattr(model, "inference_dtype", None):
-        if getattr(model, "uses_text", False) and model.vocabulary is not None:
-            model.vocabulary_changed()  # cached class embeddings were computed with the old weights
         fold_activations(model)
         cast_weights(model, dtype)
         _run_in_dtype(model, dtype)
+        if getattr(model, "uses_text", False) and model.vocabulary is not None:
+            # cached class embeddings came from the old weights; new vocabularies will use these ones
+            with torch.no_grad(), torch.autocast(_device_of(model).type, dtype=dtype):
+                model.vocabulary_changed()
         model.register_state_dict_pre_hook(_refuse_state_dict)
         model.inference_dtype = dtype
     if compile and not getattr(model, "compiled", False):
