@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import sys
 import tempfile
@@ -68,19 +67,13 @@ from clipvideo.methods import aim, evl  # noqa: E402
 from clipvideo.methods.base import BackboneConfig  # noqa: E402
 from clipvideo.official import load_official  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _shared import fixture_generator, official_aim_classes  # noqa: E402
+
 CPU = torch.device("cpu")
 NUM_CLASSES = 400
 SEED = 0
 LEARNING_RATE, WEIGHT_DECAY = 3e-4, 0.05
-
-
-def fixture_generator(method: str):
-    """tests/fixtures/<method>/make_fixture.py as a module (importing it runs nothing)."""
-    path = ROOT / "tests" / "fixtures" / method / "make_fixture.py"
-    spec = importlib.util.spec_from_file_location(f"_{method}_make_fixture", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,13 +173,8 @@ def aim_pair(args, workdir: Path) -> Pair:
         config = aim.Config(backbone=BackboneConfig(arch=args.arch, image_resolution=args.resolution),
                             num_frames=args.frames)
         return Pair("aim", aim.build(config, NUM_CLASSES).eval())
-    if importlib.util.find_spec("einops") is None:
-        sys.exit("--aim-repo: the official vit_clip.py imports einops, which is not installed here; "
-                 "pip install einops (or put a folder holding it on PYTHONPATH)")
+    ViT_CLIP, I3DHead = official_aim_classes(args.aim_repo)
     generator = fixture_generator("aim")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # timm's moved-module notice
-        ViT_CLIP, I3DHead = generator.import_official(Path(args.aim_repo).resolve())
     torch.manual_seed(SEED)
     official = Recognizer(
         ViT_CLIP(args.resolution, args.frames, arch.vision_patch_size, arch.vision_width, arch.vision_layers,
