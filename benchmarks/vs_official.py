@@ -12,7 +12,9 @@ hits both, each row the best of `--rounds` rounds of at least `--seconds`:
     compiled (first-call time reported) against the official bf16 row again;
   - a training step (forward, backward, AdamW step) at batch `--train-batch` in bf16 autocast, each
     training what its official recipe trains (EVL: decoder and head, frozen backbone; AIM: adapters,
-    temporal embedding, ln_post and head), with the growth of peak resident memory during one step.
+    temporal embedding, ln_post and head), with the growth of peak resident memory during the first
+    step (AdamW state included; both in this one process, after the inference rows, so memory the
+    allocator kept from earlier work can hide part of a step's peak: a rough comparison).
 A method whose checkout is not given still gets its clipvideo rows (its model built natively), with
 a printed line saying why the official column is empty.
 
