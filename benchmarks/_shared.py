@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
 
 # class names for the text towers: real words, so tokenised lengths look like real prompts
 CLASS_WORDS = ["dancing", "cooking", "swimming", "running", "reading", "juggling", "skiing", "surfing",
@@ -25,3 +29,32 @@ def model_size_parser(description: str, text_layers: int) -> argparse.ArgumentPa
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     return parser
+
+
+# The official code, imported the way the parity fixture generators import it (never part of clipvideo)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fixture_generator(method: str):
+    """tests/fixtures/<method>/make_fixture.py as a module (importing it runs nothing)."""
+    path = REPO / "tests" / "fixtures" / method / "make_fixture.py"
+    spec = importlib.util.spec_from_file_location(f"_{method}_make_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def official_aim_classes(checkout: str | Path, option: str = "--aim-repo"):
+    """The official ViT_CLIP and I3DHead classes from a checkout of taoyang1122/adapt-image-models,
+    with the fixture generator's stand-ins for the mmcv/mmaction names they import; exits with one
+    line where the checkout or einops (which vit_clip.py imports) is missing."""
+    if not (Path(checkout) / "mmaction" / "models" / "backbones" / "vit_clip.py").is_file():
+        sys.exit(f"{option} {checkout}: no mmaction/models/backbones/vit_clip.py there; "
+                 "pass a checkout of taoyang1122/adapt-image-models")
+    if importlib.util.find_spec("einops") is None:
+        sys.exit(f"{option}: the official vit_clip.py imports einops, which is not installed here; "
+                 "pip install einops (or put a folder holding it on PYTHONPATH)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # timm's moved-module notice
+        return fixture_generator("aim").import_official(Path(checkout).resolve())

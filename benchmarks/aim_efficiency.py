@@ -10,15 +10,14 @@ warm-up step, as wall and CPU time, and the peak resident memory during those st
 resident memory before them (VmHWM after /proc/self/clear_refs; ru_maxrss where unavailable).
 
 Inference rows: AIM in eval mode, batch `--infer-batch` (1), fp32 and bf16 autocast, clips/s from
-the fastest of `--steps` forward passes. With `--official DIR` (a folder from which the official
-`mmaction.models.backbones.vit_clip` and `mmaction.models.heads.i3d_head` import, e.g. the
-official repo with the few mmcv/mmaction names it imports stubbed; never part of clipvideo),
-the official ViT_CLIP + I3DHead runs in the same process with the same weights, taking turns with
-ours pass by pass; its logits are compared with ours and its clips/s printed in the same table.
+the fastest of `--steps` forward passes. With `--official DIR` (a checkout of the official repo,
+imported as benchmarks/vs_official.py imports it: the parity fixture generator's stand-ins for
+the mmcv/mmaction names, einops installed; never part of clipvideo), the official ViT_CLIP +
+I3DHead runs in the same process with the same weights, taking turns with ours pass by pass; its logits are compared with ours and its clips/s printed in the same table.
 The official code measured 0.65 clips/s fp32 and 2.02 bf16 on a 2-core CPU (B/16, 8 frames, 224 px).
 
     python benchmarks/aim_efficiency.py                        # ViT-B/16, 224 px, 8 frames
-    python benchmarks/aim_efficiency.py --official /tmp/aim_official/pkg:/tmp/aim_official/deps
+    python benchmarks/aim_efficiency.py --official /tmp/aim      # a checkout of taoyang1122/adapt-image-models
     python benchmarks/aim_efficiency.py --arch tiny --resolution 32 --frames 2 --steps 1
 """
 
@@ -28,7 +27,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -104,15 +102,12 @@ def clips_per_second(forwards: dict, video: torch.Tensor, steps: int, bf16: bool
 
 
 def official_model(model: aim.AIM, args):
-    """The official ViT_CLIP + I3DHead with our model's weights (imported from `args.official`)."""
-    for folder in reversed(args.official.split(os.pathsep)):
-        sys.path.insert(0, str(Path(folder).resolve()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from mmaction.models.backbones.vit_clip import ViT_CLIP
-        from mmaction.models.heads.i3d_head import I3DHead
+    """The official ViT_CLIP + I3DHead with our model's weights (from the checkout `args.official`)."""
+    from _shared import official_aim_classes
 
     from clipvideo.official.aim import official_state_dict
+
+    ViT_CLIP, I3DHead = official_aim_classes(args.official, "--official")
 
     visual = model.clip.visual
     net = torch.nn.Module()
@@ -191,8 +186,8 @@ def parse_args(argv=None):
     parser.add_argument("--infer-batch", type=int, default=1, help="clips per inference batch")
     parser.add_argument("--steps", type=int, default=3, help="measured steps (after one warm-up step)")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--official", help="folder(s), os.pathsep-separated, to import the official mmaction ViT_CLIP / I3DHead "
-                        "(and einops) from: an optional row")
+    parser.add_argument("--official", help="checkout of taoyang1122/adapt-image-models: the official ViT_CLIP + I3DHead "
+                        "run beside ours (needs einops; benchmarks/vs_official.py has the fuller comparison)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--worker", choices=[*TRAIN_ROWS, "inference"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)
