@@ -219,3 +219,26 @@ def test_train_compile_trains_the_same_steps_and_saves_plain_keys(tmp_path, moti
     assert eager.keys() == compiled.keys() and not any("_orig_mod" in k for k in compiled)
     for key in eager:
         torch.testing.assert_close(compiled[key], eager[key], rtol=1e-4, atol=1e-5)
+
+
+def test_the_fast_path_benchmark_runs_every_path_against_a_measured_ceiling(tmp_path):
+    """benchmarks/fast_path.py at tiny size: every path's row with a ceiling measured in the run
+    (no timing value is asserted, only that each row was measured)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "fast_path.py"
+    done = subprocess.run([sys.executable, str(script), "--arch", "tiny", "--methods", "evl", "aim", "--batches", "1",
+                           "--rounds", "2", "--seconds", "0", "--no-compile", "--json", str(tmp_path / "out.json")],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert [(r["method"], r["path"]) for r in result["rows"]] == [
+        (m, p) for m in ("evl", "aim") for p in ("fp32", "autocast", "fast")]
+    for row in result["rows"]:
+        assert row["ceiling_tflops"] > 0 and len(row["shares"]) == 2
+        assert row["share_of_ceiling"] == pytest.approx(row["tflops"] / row["ceiling_tflops"])
+    assert "| evl | 1 | fast |" in done.stdout and "machine: load average" in done.stdout
