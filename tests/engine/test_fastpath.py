@@ -242,3 +242,31 @@ def test_the_fast_path_benchmark_runs_every_path_against_a_measured_ceiling(tmp_
         assert row["ceiling_tflops"] > 0 and len(row["shares"]) == 2
         assert row["share_of_ceiling"] == pytest.approx(row["tflops"] / row["ceiling_tflops"])
     assert "| evl | 1 | fast |" in done.stdout and "machine: load average" in done.stdout
+
+
+def test_test_compile_flag_reports_the_compile_and_scores_as_without_it(tmp_path, capsys):
+    """`clipvideo test --compile` on a model file: the compile time is printed and written to
+    test_metrics.json, and the top-1 matches the uncompiled fast path's."""
+    import json
+
+    from clipvideo.cli import main as cli
+    from clipvideo.data.synthetic import write_video
+    from clipvideo.engine.checkpoint import save_model
+
+    model, _ = tiny_model("frozen", tmp_path)
+    save_model(model, tmp_path / "model.pt")
+    for i in range(2):
+        write_video(tmp_path / f"v{i}.mp4", list(torch.randint(0, 255, (24, 64, 64, 3), dtype=torch.uint8).numpy()), fps=8)
+    (tmp_path / "list.txt").write_text("v0.mp4 0\nv1.mp4 1\n")
+    results = {}
+    for flag in ([], ["--compile"]):
+        out = tmp_path / f"out{len(flag)}"
+        assert cli(["test", "--checkpoint", str(tmp_path / "model.pt"), "--list", str(tmp_path / "list.txt"),
+                    "--set", f"data.root={tmp_path}", "test.precision=bf16", "test.num_workers=0",
+                    "--output-dir", str(out), *flag]) == 0
+        printed = capsys.readouterr().out
+        results[bool(flag)] = (json.loads((out / "test_metrics.json").read_text()), printed,
+                               [json.loads(line)["top"][0] for line in (out / "predictions.jsonl").read_text().splitlines()])
+    assert "compiled: the first call took" in results[True][1] and "compiled" not in results[False][1]
+    assert results[True][0]["compile_seconds"] > 0 and "compile_seconds" not in results[False][0]
+    assert [t["name"] for t in results[True][2]] == [t["name"] for t in results[False][2]]
