@@ -194,12 +194,58 @@ class Engine:
                                   "classes and cannot take other class names; leave the classes empty")
         return names
 
-    def run(self, path: str, names: list[str], top_k: int, display_name: str) -> "asyncio.Future":
-        """Queue one prediction on the worker thread; the place is released when it finishes."""
-        future = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._predict, path, names, top_k, display_name, time.perf_counter())
+    def video_source(self, upload: Upload) -> tuple[str, str]:
+        """(path, name to show) of the request's video: the uploaded file or a bundled sample."""
+        sample_name = upload.fields.get("sample", "").strip()
+        if upload.path is not None:
+            if upload.size == 0:
+                raise ServeError(400, f"the uploaded file {upload.filename!r} is empty")
+            return upload.path, upload.filename or "upload"
+        if sample_name:
+            if sample_name not in self.samples:
+                raise ServeError(400, f"no sample named {sample_name!r}; samples: {', '.join(sorted(self.samples))}")
+            return self.samples[sample_name], f"{sample_name}.mp4"
+        raise ServeError(400, "no video: send a file in the 'video' field, or a bundled 'sample' name")
+
+    async def handle_video_request(self, request: Request, default_top_k: str, submit, options=lambda fields: {}):
+        """One video request from queue place to answer, as /api/predict and /api/timeline share it:
+        a place in the queue, the form (`classes`, `top_k`, and `options(fields)` -> extra keyword
+        arguments, checked in that order), the video, then `submit(path, display, names, top_k,
+        **options)` -> a worker future that releases the place when it finishes. The upload is
+        removed when nothing uses it any more, also when the client goes away mid-run."""
+        self.reserve()
+        upload, submitted = Upload(), False
+        try:
+            upload = await receive_form(request, self.workdir, self.settings.max_upload_bytes)
+            names = self.class_names_for(upload.fields.get("classes"))
+            top_k = upload.fields.get("top_k", "").strip() or default_top_k
+            if not top_k.isdigit() or not 1 <= int(top_k) <= 100:
+                raise ServeError(400, f"top_k must be a whole number from 1 to 100, got {top_k!r}")
+            extra = options(upload.fields)
+            path, display = self.video_source(upload)
+            future = submit(path, display, names, int(top_k), **extra)
+            submitted = True
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # The client went away: the worker still owns the file until it is done.
+                future.add_done_callback(lambda _: upload.remove())
+                upload = Upload()
+                raise
+        finally:
+            if not submitted:
+                self.release()
+            upload.remove()
+
+    def queue(self, function, *args) -> "asyncio.Future":
+        """Run `function(*args)` on the worker thread; the queue place is released when it finishes."""
+        future = asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
         future.add_done_callback(lambda _: self.release())
         return future
+
+    def run(self, path: str, names: list[str], top_k: int, display_name: str) -> "asyncio.Future":
+        """Queue one prediction on the worker thread."""
+        return self.queue(self._predict, path, names, top_k, display_name, time.perf_counter())
 
     def _predict(self, path: str, names: list[str], top_k: int, display_name: str, queued: float) -> dict:
         started = time.perf_counter()
@@ -300,38 +346,9 @@ def create_app(predictor: Predictor, method: str = "", source: str = "",
 
     @app.post("/api/predict")
     async def predict(request: Request):
-        engine.reserve()
-        upload, submitted = Upload(), False
-        try:
-            upload = await receive_form(request, engine.workdir, engine.settings.max_upload_bytes)
-            names = engine.class_names_for(upload.fields.get("classes"))
-            top_k = upload.fields.get("top_k", "").strip() or str(engine.settings.top_k)
-            if not top_k.isdigit() or not 1 <= int(top_k) <= 100:
-                raise ServeError(400, f"top_k must be a whole number from 1 to 100, got {top_k!r}")
-            sample_name = upload.fields.get("sample", "").strip()
-            if upload.path is not None:
-                if upload.size == 0:
-                    raise ServeError(400, f"the uploaded file {upload.filename!r} is empty")
-                path, display = upload.path, upload.filename or "upload"
-            elif sample_name:
-                if sample_name not in engine.samples:
-                    raise ServeError(400, f"no sample named {sample_name!r}; samples: {', '.join(sorted(engine.samples))}")
-                path, display = engine.samples[sample_name], f"{sample_name}.mp4"
-            else:
-                raise ServeError(400, "no video: send a file in the 'video' field, or a bundled 'sample' name")
-            future = engine.run(path, names, int(top_k), display)
-            submitted = True
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                # The client went away: the worker still owns the file until it is done.
-                future.add_done_callback(lambda _: upload.remove())
-                upload = Upload()
-                raise
-        finally:
-            if not submitted:
-                engine.release()
-            upload.remove()
+        return await engine.handle_video_request(
+            request, str(engine.settings.top_k),
+            lambda path, display, names, top_k: engine.run(path, names, top_k, display))
 
     from .longvideo import register  # timelines of long videos, search over an index
 

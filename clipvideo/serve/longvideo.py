@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fastapi import Request
 
-from .upload import ServeError, Upload, receive_form
+from .upload import ServeError
 
 log = logging.getLogger("clipvideo.serve")
 
@@ -74,42 +74,16 @@ def register(app, engine) -> None:
         out["video"] = display
         return out
 
+    def timeline_options(fields: dict) -> dict:
+        return {"window": _number(fields, "window", 2.0, 0.05, 3600), "stride": _number(fields, "stride", 1.0, 0.05, 3600),
+                "min_segment": _number(fields, "min_segment", None, 0, 3600)}
+
     @app.post("/api/timeline")
     async def timeline(request: Request):
-        engine.reserve()
-        upload, submitted = Upload(), False
-        try:
-            upload = await receive_form(request, engine.workdir, engine.settings.max_upload_bytes)
-            names = engine.class_names_for(upload.fields.get("classes"))
-            top_k = upload.fields.get("top_k", "").strip() or "3"
-            if not top_k.isdigit() or not 1 <= int(top_k) <= 100:
-                raise ServeError(400, f"top_k must be a whole number from 1 to 100, got {top_k!r}")
-            window = _number(upload.fields, "window", 2.0, 0.05, 3600)
-            stride = _number(upload.fields, "stride", 1.0, 0.05, 3600)
-            min_segment = _number(upload.fields, "min_segment", None, 0, 3600)
-            sample_name = upload.fields.get("sample", "").strip()
-            if upload.path is not None:
-                if upload.size == 0:
-                    raise ServeError(400, f"the uploaded file {upload.filename!r} is empty")
-                path, display = upload.path, upload.filename or "upload"
-            elif sample_name in engine.samples:
-                path, display = engine.samples[sample_name], f"{sample_name}.mp4"
-            else:
-                raise ServeError(400, "no video: send a file in the 'video' field, or a bundled 'sample' name")
-            future = asyncio.get_running_loop().run_in_executor(
-                engine._executor, run_timeline, path, display, names, int(top_k), window, stride, min_segment)
-            future.add_done_callback(lambda _: engine.release())
-            submitted = True
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                future.add_done_callback(lambda _: upload.remove())
-                upload = Upload()
-                raise
-        finally:
-            if not submitted:
-                engine.release()
-            upload.remove()
+        def submit(path, display, names, top_k, window, stride, min_segment):
+            return engine.queue(run_timeline, path, display, names, top_k, window, stride, min_segment)
+
+        return await engine.handle_video_request(request, "3", submit, timeline_options)
 
     @app.get("/api/index")
     async def index_info():

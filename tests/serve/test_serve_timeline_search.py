@@ -39,6 +39,12 @@ def test_timeline_endpoint_and_search_box(tiny_clip_file, long_video, tmp_path):
             too_long = client.post("/api/timeline", files={"video": ("long.mp4", f)}, data={"window": "60"})
         assert too_long.status_code == 400 and "longer than the video" in too_long.json()["error"]
         assert "/tmp" not in too_long.json()["error"]  # the upload's private path is not shown
+        # the form checks /api/predict makes, from the same code: bad window first, then the video
+        bad_window = client.post("/api/timeline", data={"window": "soon", "sample": "nope"})
+        assert bad_window.status_code == 400 and bad_window.json()["error"] == "window must be a number of seconds, got 'soon'"
+        no_sample = client.post("/api/timeline", data={"sample": "nope"})
+        assert no_sample.status_code == 400 and no_sample.json()["error"] == "no sample named 'nope'; samples: "
+        assert client.post("/api/timeline", data={"top_k": "2"}).json()["error"].startswith("no video: send a file")
         assert client.get("/api/index").json() == {"available": False}
         assert client.get("/api/search", params={"q": "moving up"}).status_code == 404
 
