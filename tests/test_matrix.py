@@ -119,18 +119,23 @@ def test_predict_gives_the_scores_of_test(run, capsys):
 
 
 def test_bf16_fast_path_predicts_as_fp32(run, capsys):
-    """`predict --precision bf16` runs the fast path (bf16 weights, engine/fastpath.py) for every method:
-    each top-5 score within 0.02 of fp32's, and bf16's top-1 is fp32's or within 0.02 of it (a tiny
-    two-step model can have near-ties that bf16 rounding may order either way)."""
+    """`predict --precision bf16` runs the fast path (bf16 weights, engine/fastpath.py) for every method.
+
+    Probabilities (`prob`, `feature`) are within 0.02 of fp32's. FROSTER's mean logits (`logit`) carry
+    bf16's relative error, so they are within 3% of the largest |fp32 score|: tests/engine/
+    test_fastpath.py measures 0.4-2.7% of the largest |logit| for the fast path, and a CI machine saw
+    1.4% here, which a fixed 0.02 failed. bf16's top-1 is fp32's or within that tolerance of it (a
+    tiny two-step model can have near-ties that bf16 rounding may order either way)."""
     scores = {}
     for precision in ("fp32", "bf16"):
         assert cli(["predict", *run.videos, "--checkpoint", str(run.model), "--json", "--precision", precision]) == 0
         scores[precision] = [{t["label"]: t["score"] for t in p["top"]} for p in json.loads(capsys.readouterr().out)]
     for fp32, bf16 in zip(scores["fp32"], scores["bf16"]):
+        tolerance = max(0.02, 0.03 * max(abs(score) for score in fp32.values()))
         assert len(set(fp32) & set(bf16)) >= 4, (fp32, bf16)
-        assert all(abs(fp32[label] - bf16[label]) < 0.02 for label in fp32 if label in bf16), (fp32, bf16)
+        assert all(abs(fp32[label] - bf16[label]) < tolerance for label in fp32 if label in bf16), (fp32, bf16)
         top = max(bf16, key=bf16.get)
-        assert top in fp32 and fp32[top] > max(fp32.values()) - 0.02, (fp32, bf16)
+        assert top in fp32 and fp32[top] > max(fp32.values()) - tolerance, (fp32, bf16)
 
 
 def test_serve_api_scores_as_predict_and_custom_classes_leave_the_defaults_alone(run):
