@@ -42,7 +42,7 @@ browser:
 	fi
 
 test: $(VENV)/.installed browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25  # the slowest tests, so a CI log shows where its 30 minutes go
 
 clean:
 	rm -rf $(VENV) demo_runs .pytest_cache
