@@ -24,7 +24,9 @@ its classifier once before the loop, FROSTER re-encodes all 29 prompt sets (11,6
 call. Ours encodes once per dtype (`clip.text_cache`, stored under a temporary folder here so each
 run starts cold); the first call's time is noted. A FROSTER official inference call takes minutes,
 so it is timed once per row (no warm-up, one round; its fp32 logit check runs at the first batch
-size and is that fp32 row's official call). A method whose checkout is not given still
+size and is that fp32 row's official call). Its training step at ViT-B/16 with 400 classes (official
+and ours in one process, gradients through 800 prompts) outgrew a 23 GB machine (killed at 24.4 GB
+resident, 2026-12-06): run it where there is more memory. A method whose checkout is not given still
 gets its clipvideo rows (its model built natively), with a printed line saying why the official
 column is empty.
 
