@@ -6,11 +6,12 @@ the two: its accuracy on the clips plus its accuracy on the reversed clips is at
 
 The trained part runs `clipvideo train` from each method's tiny recipe on the four moving-* classes.
 The frame mean and the class-token methods (X-CLIP, Text4Vis, FROSTER with its distillation) start
-from one position-aware stand-in CLIP made once per session (tests/frame_order_helpers.py); EVL and
-AIM keep their recipes' random frozen towers. FROSTER cannot see frame order by construction (its
-test below says why) and is checked to stay at the frame mean's level. These are slow tests (about
-6-7 minutes for the file on 2 shared cores); `-k xclip` trains only the stand-in, the frame mean
-and X-CLIP. docs/frame_order.md has the numbers on the independent set.
+from one position-aware stand-in CLIP made once per session (tests/frame_order_helpers.py). EVL and
+AIM, on their recipes' random frozen towers, are trained on this same motion set by their own tests
+(tests/evl/test_train_synthetic.py, tests/aim/test_aim_train_synthetic.py) with higher bars. FROSTER
+cannot see frame order by construction (its test below says why) and is checked to stay at the frame
+mean's level. These are slow tests (about 4 minutes for the file on 2 shared cores); `-k xclip`
+trains only the stand-in, the frame mean and X-CLIP. docs/frame_order.md has the numbers on the independent set.
 """
 
 import os
@@ -66,8 +67,6 @@ STAND_IN = ["model.backbone.heads=2", "model.backbone.text_heads=2", "data.norma
 # method -> (recipe, starts from the shared stand-in, extra overrides)
 RECIPES = {
     "frame-mean": ("configs/frozen/tiny_synthetic.yaml", True, ["model.temporal=mean"]),
-    "evl": ("configs/evl/tiny_synthetic.yaml", False, []),
-    "aim": ("configs/aim/tiny_synthetic.yaml", False, []),
     # 30 epochs, not the recipes' 10: from the shared stand-in the transformer over class tokens
     # leaves its order-blind start later than the recipes' runs end (docs/frame_order.md).
     "xclip": ("configs/xclip/tiny_synthetic.yaml", True, ["train.epochs=30"]),
@@ -121,7 +120,11 @@ def test_the_frame_mean_ignores_order(motion_set):
     assert mean["changed"] == 0.0 and mean["forward"] + mean["reversed"] <= 1.0, mean
 
 
-@pytest.mark.parametrize("method", ["evl", "aim", "xclip", "text4vis"])
+# EVL and AIM are not trained here again: tests/evl/test_train_synthetic.py and
+# tests/aim/test_aim_train_synthetic.py train the same recipes on the same motion set (same seed)
+# and hold them to higher bars (0.8 / 0.6 on the clips and on the reversed clips each; the frame
+# mean's reversed-clip accuracy here was 21.9 %); the copies here cost about 70 s of every CI run.
+@pytest.mark.parametrize("method", ["xclip", "text4vis"])
 def test_temporal_method_beats_the_frame_mean_on_reversed_clips(method, motion_set):
     mean = trained_scores("frame-mean", motion_set)
     scores = trained_scores(method, motion_set)
