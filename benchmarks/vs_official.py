@@ -177,6 +177,22 @@ def class_descriptions(count: int) -> list[str]:
     return [f"{name}: a person is {name.split()[0]} in the style number {i}" for i, name in enumerate(class_names(count))]
 
 
+def import_official(args, method: str):
+    """(the method's fixture generator, the official modules it imports from `--<method>-repo`),
+    the official files' import-time warnings hushed."""
+    generator = fixture_generator(method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return generator, generator.import_official(Path(getattr(args, f"{method}_repo")).resolve())
+
+
+def native_text_pair(method: str, module, args, texts: list[str], notes: dict) -> Pair:
+    """Ours alone, built natively (no official checkout given), with random weights of SEED."""
+    torch.manual_seed(SEED)
+    ours = module.build(module.Config(**text_model_config(args)), args.classes, class_names=texts)
+    return Pair(method, ours.eval(), notes=notes)
+
+
 def write_backbone(args, path: Path) -> None:
     """A random CLIP image tower of `--arch` as an OpenAI-style TorchScript file (`.visual` with
     OpenAI names): what the official EVL loader reads with torch.jit.load, and our importer too."""
@@ -204,10 +220,7 @@ def evl_pair(args, workdir: Path) -> Pair:
                             num_frames=args.frames, decoder_layers=decoder_layers(args))
         torch.manual_seed(SEED)
         return Pair("evl", evl.build(config, args.classes).eval())
-    generator = fixture_generator("evl")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        official_code = generator.import_official(Path(args.evl_repo).resolve())
+    generator, official_code = import_official(args, "evl")
     # A preset of the chosen size in the official preset table (ViT-B/16 at 224 px equals 'ViT-B/16-lnpre').
     preset = f"clipvideo {args.arch} {args.resolution}px"
     sys.modules["vision_transformer"].vit_presets[preset] = dict(
@@ -268,19 +281,14 @@ def xclip_pair(args, workdir: Path) -> Pair:
     names = class_names(args.classes)
     inference_note = "official: class text encoded on the first call, then cached (use_cache); ours: cached per dtype"
     if args.xclip_repo is None:
-        torch.manual_seed(SEED)
-        ours = xclip.build(xclip.Config(**text_model_config(args)), args.classes, class_names=names).eval()
-        return Pair("xclip", ours, notes={"inference": inference_note})
+        return native_text_pair("xclip", xclip, args, names, {"inference": inference_note})
     arch = architecture(args)
-    generator = fixture_generator("xclip")
     if importlib.util.find_spec("yacs") is None:
         # utils/config.py builds its default config from yacs nodes at import; it is never read here.
         node = fixture_generator("froster").ConfigNode
         sys.modules["yacs"] = types.SimpleNamespace(config=types.SimpleNamespace(CfgNode=node))
         sys.modules["yacs.config"] = sys.modules["yacs"].config
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        official_code = generator.import_official(Path(args.xclip_repo).resolve())
+    generator, official_code = import_official(args, "xclip")
     tokens = official_code.clip.tokenize(names, context_length=arch.context_length)  # the official prompt: the bare name
     torch.manual_seed(SEED)
     # The published X-CLIP-B/16 (official build_model defaults: MIT 1 layer, prompt generator 2, alpha 0.1);
@@ -306,14 +314,9 @@ def text4vis_pair(args, workdir: Path) -> Pair:
     names = class_names(args.classes)
     inference_note = "official: classifier encoded once before the loop (test.py), fp32; ours: cached per dtype"
     if args.text4vis_repo is None:
-        torch.manual_seed(SEED)
-        ours = text4vis.build(text4vis.Config(**text_model_config(args)), args.classes, class_names=names).eval()
-        return Pair("text4vis", ours, notes={"inference": inference_note})
+        return native_text_pair("text4vis", text4vis, args, names, {"inference": inference_note})
     arch = architecture(args)
-    generator = fixture_generator("text4vis")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        official_code = generator.import_official(Path(args.text4vis_repo).resolve())
+    generator, official_code = import_official(args, "text4vis")
     tokens = official_code.clip.tokenize([generator.TEMPLATE.format(name) for name in names])
     torch.manual_seed(SEED)
     base = official_code.CLIP(
@@ -353,14 +356,9 @@ def froster_pair(args, workdir: Path) -> Pair:
     training_note = ("both: student CLIP (both towers), projectors; frozen teacher's distillation "
                      f"(one template + the description: {2 * args.classes} prompts per tower per step)")
     if args.froster_repo is None:
-        torch.manual_seed(SEED)
-        ours = froster.build(froster.Config(**text_model_config(args)), args.classes, class_names=texts)
-        return Pair("froster", ours.eval(), notes={"inference": inference_note, "training": training_note})
+        return native_text_pair("froster", froster, args, texts, {"inference": inference_note, "training": training_note})
     arch = architecture(args)
-    generator = fixture_generator("froster")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        official_code = generator.import_official(Path(args.froster_repo).resolve())
+    generator, official_code = import_official(args, "froster")
     cuda = torch.Tensor.cuda
     torch.Tensor.cuda = lambda self, *a, **k: self  # the official text code moves tokens to the GPU every call
 
